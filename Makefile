@@ -1,0 +1,47 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both run `setup` first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+REPORTS ?= reports
+
+.PHONY: setup venv images up demo test test-unit test-stack lint bench down clean
+
+setup: venv images
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+images: venv
+	$(BIN)/outage build
+
+up: setup
+	$(BIN)/outage up --no-build
+
+demo: up
+	$(BIN)/python -m harness.demo --report-dir $(REPORTS)/demo
+
+test: setup
+	$(BIN)/pytest tests/unit -q
+	$(BIN)/outage up --no-build
+	$(BIN)/pytest tests/stack -q --outage-use-running --junitxml=$(REPORTS)/junit.xml
+
+test-unit: venv
+	$(BIN)/pytest tests/unit -q
+
+lint: venv
+	$(BIN)/ruff check harness faults services tests bench
+	$(BIN)/ruff format --check harness faults services tests bench
+
+bench: venv
+	$(BIN)/python bench/checker_bench.py
+
+down: venv
+	$(BIN)/outage down --volumes
+
+clean: down
+	rm -rf $(VENV) compose/.build $(REPORTS) .outage

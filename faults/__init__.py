@@ -1,0 +1,1 @@
+"""Fault primitives and one module per incident."""

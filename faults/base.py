@@ -1,0 +1,76 @@
+"""A fault: something injected into the stack that can always be reverted.
+
+A fault is data (its `record()` goes to the ledger) plus two actions, `inject` and `revert`.
+`revert` must be safe to call when the fault is only half applied, or already reverted:
+`outage heal` calls it for whatever a crashed run left in the ledger.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from harness.ledger import FaultLedger
+from harness.stack import Stack
+
+_KINDS: dict[str, type[Fault]] = {}
+
+
+@dataclass
+class Fault(ABC):
+    kind: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            _KINDS[cls.kind] = cls
+
+    @abstractmethod
+    def inject(self, stack: Stack) -> None: ...
+
+    @abstractmethod
+    def revert(self, stack: Stack) -> None: ...
+
+    def describe(self) -> str:
+        params = ", ".join(f"{k}={v}" for k, v in asdict(self).items())
+        return f"{self.kind}({params})"
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+
+def fault_from_record(record: dict[str, Any]) -> Fault:
+    """Rebuild a fault from its ledger record (for `outage heal`)."""
+    params = dict(record)
+    kind = params.pop("kind", None)
+    if kind not in _KINDS:
+        raise ValueError(f"the ledger names an unknown fault kind {kind!r}")
+    return _KINDS[kind](**params)
+
+
+@contextmanager
+def injected(fault: Fault, stack: Stack, ledger: FaultLedger | None = None) -> Iterator[Fault]:
+    """Apply a fault for the duration of a block; it is reverted however the block ends."""
+    ledger = ledger or FaultLedger()
+    entry = ledger.record_injection(fault.record())
+    try:
+        fault.inject(stack)
+        yield fault
+    finally:
+        fault.revert(stack)
+        ledger.record_revert(entry)
+
+
+def apply(fault: Fault, stack: Stack, ledger: FaultLedger) -> str:
+    """Inject without a block (a scenario phase reverts it later with `revert`)."""
+    entry = ledger.record_injection(fault.record())
+    fault.inject(stack)
+    return entry
+
+
+def revert(fault: Fault, stack: Stack, ledger: FaultLedger, entry: str) -> None:
+    fault.revert(stack)
+    ledger.record_revert(entry)

@@ -1,0 +1,1 @@
+"""Outage Lab harness: stack control, history, checker, load, probes, runner, reports, CLI."""

@@ -1,0 +1,587 @@
+"""The checker: what the history proves about messages and live updates, after heal and drain.
+
+Messages are judged per key (the client idempotency key; retries of one message share it):
+a key is *acked* if any attempt returned ok, *unknown* if none did but some attempt timed out or
+never completed, *failed* if every attempt definitely failed. Against the effects observed:
+
+- lost: acked, never observed (the bug this project exists to catch)
+- unexpected: observed, never attempted
+- failed_but_observed: every attempt definitely failed, yet the effect happened; a correctness bug
+  too, since the client was told "no"
+- recovered: unknown outcome, observed (fine: the system kept it)
+- duplicated: observed more than once (fine only where the consumer dedupes the effect)
+
+Clocks: effects carry the services' wall-clock unix time, operations carry the harness's wall
+time (for latency) and its monotonic time (for "acked before invoked"). The stack runs on the
+same host kernel as the harness, so the wall clocks agree to well under a millisecond.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.checks import Check
+from harness.history import FAIL, INFO, OK, PENDING, History
+from harness.latency import LatencySummary, summarize
+
+__all__ = [
+    "Check",
+    "Laggard",
+    "LiveGap",
+    "LiveVerdict",
+    "MessageVerdict",
+    "OrderViolation",
+    "check_live",
+    "check_messages",
+]
+
+SAMPLE_SIZE = 20
+
+# A key's outcome over all its attempts: ok beats unknown beats failed.
+_FAILED, _UNKNOWN, _ACKED = 1, 2, 3
+_RANK_OF_OUTCOME = {PENDING: _UNKNOWN, OK: _ACKED, FAIL: _FAILED, INFO: _UNKNOWN}
+_RANK_TABLE = tuple(_RANK_OF_OUTCOME[code] for code in range(max(_RANK_OF_OUTCOME) + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderViolation:
+    """`earlier_key` was acked before `later_key` was invoked, yet `later_key`'s effect came first."""
+
+    ticket_id: Any
+    earlier_key: str
+    later_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageVerdict:
+    effect_kind: str
+    dedupe_allowed: bool
+    operations: int  # invocations, retries included
+    attempted: int  # distinct keys
+    acked: int
+    failed: int
+    unknown: int
+    delivered: int  # attempted keys observed at least once
+    lost: int
+    unexpected: int
+    duplicated: int  # keys observed more than once
+    recovered: int
+    failed_but_observed: int
+    extra_applications: int  # observations beyond the first, over all keys
+    order_violations: int  # keys whose effect overtook an earlier acked message on its ticket
+    latency: LatencySummary  # first observation minus first invocation, seconds
+    last_acked_effect_at: float | None  # wall time of the latest first-observation of an acked key
+    lost_keys: tuple[str, ...] = ()  # samples, at most SAMPLE_SIZE each, in run order
+    unexpected_keys: tuple[str, ...] = ()
+    duplicated_keys: tuple[str, ...] = ()
+    failed_but_observed_keys: tuple[str, ...] = ()
+    order_violation_sample: tuple[OrderViolation, ...] = ()
+
+    def replay_seconds(self, recovered_at: float) -> float | None:
+        """Seconds from the recovery instant (wall time) until the last acked message was observed.
+
+        0 when everything acked was already observed by then; None when no acked message was observed.
+        """
+        if self.last_acked_effect_at is None:
+            return None
+        return max(0.0, self.last_acked_effect_at - recovered_at)
+
+    def as_summary(self) -> dict[str, int]:
+        """The "messages" object of summary.json."""
+        return {
+            "attempted": self.attempted,
+            "acked": self.acked,
+            "failed": self.failed,
+            "unknown": self.unknown,
+            "delivered": self.delivered,
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "unexpected": self.unexpected,
+            "recovered": self.recovered,
+        }
+
+    def details(self) -> dict[str, Any]:
+        """Everything, JSON-ready, for the report and the debrief."""
+        return {
+            **self.as_summary(),
+            "effect_kind": self.effect_kind,
+            "operations": self.operations,
+            "failed_but_observed": self.failed_but_observed,
+            "extra_applications": self.extra_applications,
+            "order_violations": self.order_violations,
+            "latency_s": self.latency.as_dict(),
+            "samples": {
+                "lost": list(self.lost_keys),
+                "unexpected": list(self.unexpected_keys),
+                "duplicated": list(self.duplicated_keys),
+                "failed_but_observed": list(self.failed_but_observed_keys),
+                "order_violations": [
+                    {"ticket_id": v.ticket_id, "earlier": v.earlier_key, "later": v.later_key}
+                    for v in self.order_violation_sample
+                ],
+            },
+        }
+
+    def to_checks(
+        self,
+        label: str = "messages",
+        *,
+        recovered_at: float | None = None,
+        max_replay_s: float | None = None,
+        max_p99_s: float | None = None,
+    ) -> list[Check]:
+        """Pass/fail checks; replay and latency are checked only when given a budget."""
+        checks = [
+            Check(f"{label}.lost", self.lost == 0, _counted(self.lost, self.lost_keys), "0 acknowledged lost"),
+            Check(
+                f"{label}.unexpected",
+                self.unexpected == 0,
+                _counted(self.unexpected, self.unexpected_keys),
+                "0 observed that were never attempted",
+            ),
+            Check(
+                f"{label}.failed_but_observed",
+                self.failed_but_observed == 0,
+                _counted(self.failed_but_observed, self.failed_but_observed_keys),
+                "0 observed after a definite failure",
+            ),
+            Check(
+                f"{label}.duplicated",
+                self.dedupe_allowed or self.duplicated == 0,
+                _counted(self.duplicated, self.duplicated_keys),
+                "any (the consumer dedupes)" if self.dedupe_allowed else "0 applied twice",
+            ),
+            Check(
+                f"{label}.per_ticket_order",
+                self.order_violations == 0,
+                _counted(
+                    self.order_violations,
+                    [f"{v.later_key} before {v.earlier_key}" for v in self.order_violation_sample],
+                ),
+                "0 messages overtaking an earlier acknowledged one",
+            ),
+        ]
+        if max_p99_s is not None:
+            p99 = self.latency.p99
+            checks.append(
+                Check(
+                    f"{label}.latency_p99",
+                    p99 is None or p99 <= max_p99_s,
+                    "no deliveries" if p99 is None else f"{p99:.3f}s",
+                    f"<= {max_p99_s:g}s",
+                )
+            )
+        if max_replay_s is not None and recovered_at is not None:
+            replay = self.replay_seconds(recovered_at)
+            checks.append(
+                Check(
+                    f"{label}.replay",
+                    self.acked == 0 or (replay is not None and replay <= max_replay_s),
+                    "no acknowledged message observed" if replay is None else f"{replay:.3f}s",
+                    f"<= {max_replay_s:g}s after recovery",
+                )
+            )
+        return checks
+
+
+def check_messages(
+    history: History,
+    effect_kind: str = "processed",
+    dedupe_allowed: bool = False,
+    *,
+    op_kind: str | None = None,
+    sample_size: int = SAMPLE_SIZE,
+) -> MessageVerdict:
+    """Judge every keyed operation (of `op_kind`, if given) against the effects of `effect_kind`."""
+    ops = history.op_columns()
+    effects = history.observation_columns(effect_kind)
+
+    # One pass over operations: each key's best outcome, first attempt, earliest ack.
+    best: dict[str, int] = {}
+    first_attempt: dict[str, int] = {}
+    acked_mono: dict[str, int] = {}
+    complete_mono = ops.complete_mono_ns
+    rank_table = _RANK_TABLE
+    operations = 0
+    for index, (key, kind, code) in enumerate(zip(ops.key, ops.kind, ops.outcome, strict=True)):
+        if key is None or (op_kind is not None and kind != op_kind):
+            continue
+        operations += 1
+        rank = rank_table[code]
+        previous = best.get(key)
+        if previous is None:
+            best[key] = rank
+            first_attempt[key] = index
+        elif rank > previous:
+            best[key] = rank
+        if code == OK:
+            done = complete_mono[index]
+            earlier = acked_mono.get(key)
+            if earlier is None or done < earlier:
+                acked_mono[key] = done
+
+    # One pass over effects: each key's first observation, and repeats.
+    first_seen: dict[str, int] = {}
+    repeats: dict[str, int] = {}
+    for index, key in enumerate(effects.key):
+        if first_seen.setdefault(key, index) != index:
+            repeats[key] = repeats.get(key, 0) + 1
+
+    effect_at = effects.at
+    invoke_wall = ops.invoke_wall
+    acked = failed = unknown = delivered = lost = recovered = failed_but_observed = 0
+    lost_keys: list[str] = []
+    failed_but_observed_keys: list[str] = []
+    latencies: list[float] = []
+    last_acked_effect_at: float | None = None
+    for key, rank in best.items():
+        seen = first_seen.get(key)
+        if rank == _ACKED:
+            acked += 1
+            if seen is None:
+                lost += 1
+                if len(lost_keys) < sample_size:
+                    lost_keys.append(key)
+            elif last_acked_effect_at is None or effect_at[seen] > last_acked_effect_at:
+                last_acked_effect_at = effect_at[seen]
+        elif rank == _UNKNOWN:
+            unknown += 1
+            if seen is not None:
+                recovered += 1
+        else:
+            failed += 1
+            if seen is not None:
+                failed_but_observed += 1
+                if len(failed_but_observed_keys) < sample_size:
+                    failed_but_observed_keys.append(key)
+        if seen is not None:
+            delivered += 1
+            latencies.append(effect_at[seen] - invoke_wall[first_attempt[key]])
+
+    unexpected = 0
+    unexpected_keys: list[str] = []
+    for key in first_seen:
+        if key not in best:
+            unexpected += 1
+            if len(unexpected_keys) < sample_size:
+                unexpected_keys.append(key)
+
+    violations, violation_sample = _order_violations(
+        first_attempt, acked_mono, first_seen, ops.ticket, ops.invoke_mono_ns, sample_size
+    )
+    return MessageVerdict(
+        effect_kind=effect_kind,
+        dedupe_allowed=dedupe_allowed,
+        operations=operations,
+        attempted=len(best),
+        acked=acked,
+        failed=failed,
+        unknown=unknown,
+        delivered=delivered,
+        lost=lost,
+        unexpected=unexpected,
+        duplicated=len(repeats),
+        recovered=recovered,
+        failed_but_observed=failed_but_observed,
+        extra_applications=sum(repeats.values()),
+        order_violations=violations,
+        latency=summarize(latencies),
+        last_acked_effect_at=last_acked_effect_at,
+        lost_keys=tuple(lost_keys),
+        unexpected_keys=tuple(unexpected_keys),
+        duplicated_keys=tuple(list(repeats)[:sample_size]),
+        failed_but_observed_keys=tuple(failed_but_observed_keys),
+        order_violation_sample=tuple(violation_sample),
+    )
+
+
+def _order_violations(
+    first_attempt: dict[str, int],
+    acked_mono: dict[str, int],
+    first_seen: dict[str, int],
+    tickets: list[Any],
+    invoke_mono: Any,
+    sample_size: int,
+) -> tuple[int, list[OrderViolation]]:
+    """Per ticket: if A was acked before B was first invoked, A's effect must precede B's.
+
+    Effect order is observation order (the effects stream's commit order). Per ticket, walk the
+    observed keys by invocation time while folding in the acks that happened before it; B violates
+    when its effect precedes the latest effect among those acked messages.
+    """
+    observed_by_ticket: dict[Any, list[str]] = {}
+    for key, index in first_attempt.items():
+        if key in first_seen:
+            ticket = tickets[index]
+            if ticket is not None:
+                observed_by_ticket.setdefault(ticket, []).append(key)
+
+    count = 0
+    sample: list[OrderViolation] = []
+    for ticket, keys in observed_by_ticket.items():
+        if len(keys) < 2:
+            continue
+        acks = sorted((acked_mono[key], first_seen[key], key) for key in keys if key in acked_mono)
+        if not acks:
+            continue
+        invocations = sorted((invoke_mono[first_attempt[key]], first_seen[key], key) for key in keys)
+        next_ack = 0
+        latest_position, latest_key = -1, ""
+        for invoked, position, key in invocations:
+            while next_ack < len(acks) and acks[next_ack][0] < invoked:
+                _, acked_position, acked_key = acks[next_ack]
+                if acked_position > latest_position:
+                    latest_position, latest_key = acked_position, acked_key
+                next_ack += 1
+            if position < latest_position:
+                count += 1
+                if len(sample) < sample_size:
+                    sample.append(OrderViolation(ticket, latest_key, key))
+    return count, sample
+
+
+def _counted(count: int, sample: Iterable[str]) -> str:
+    if count == 0:
+        return "0"
+    shown = list(sample)
+    more = "" if count <= len(shown) else ", ..."
+    return f"{count}: {', '.join(shown)}{more}"
+
+
+# -- live updates -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LiveGap:
+    """A client jumped from `after_seq` to `next_seq` on a channel without a snapshot reset."""
+
+    client: str
+    channel: str
+    after_seq: int
+    next_seq: int
+    session: Any
+    on_resume: bool  # the jump happened on the first update of a new connection
+
+    @property
+    def missed(self) -> int:
+        return self.next_seq - self.after_seq - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Laggard:
+    """A client whose last seen sequence never caught up with its channel's."""
+
+    client: str
+    channel: str
+    last_seq: int
+    channel_max: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiveVerdict:
+    updates: int
+    clients: int
+    streams: int  # (client, channel) pairs that received anything
+    gaps: int  # jumps over sequence numbers without a reset
+    missed: int  # sequence numbers skipped by those jumps and never received later
+    duplicates: int  # the same sequence number received twice by a client
+    out_of_order: int  # a sequence number received after a higher one (not a duplicate)
+    resets: int  # snapshot resets the server sent
+    missed_across_reset: int  # sequence numbers a reset skipped (the client was told)
+    sessions: int  # connections, over all clients
+    channel_max: dict[str, int]
+    reconverge_s: float | None  # None without a reference instant, or while some client lags
+    laggards: tuple[Laggard, ...] = ()
+    gap_sample: tuple[LiveGap, ...] = ()
+    laggard_count: int = 0
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "updates": self.updates,
+            "clients": self.clients,
+            "streams": self.streams,
+            "sessions": self.sessions,
+            "gaps": self.gaps,
+            "missed": self.missed,
+            "duplicates": self.duplicates,
+            "out_of_order": self.out_of_order,
+            "resets": self.resets,
+            "missed_across_reset": self.missed_across_reset,
+            "channel_max": dict(self.channel_max),
+            "reconverge_s": self.reconverge_s,
+            "laggards": self.laggard_count,
+            "samples": {
+                "gaps": [
+                    {
+                        "client": g.client,
+                        "channel": g.channel,
+                        "after_seq": g.after_seq,
+                        "next_seq": g.next_seq,
+                        "session": g.session,
+                        "on_resume": g.on_resume,
+                    }
+                    for g in self.gap_sample
+                ],
+                "laggards": [
+                    {"client": lag.client, "channel": lag.channel, "last_seq": lag.last_seq, "max": lag.channel_max}
+                    for lag in self.laggards
+                ],
+            },
+        }
+
+    def to_checks(self, label: str = "live", *, max_reconverge_s: float | None = None) -> list[Check]:
+        gap_text = [f"{g.client}/{g.channel} {g.after_seq}->{g.next_seq}" for g in self.gap_sample]
+        lag_text = [f"{lag.client}/{lag.channel} at {lag.last_seq} of {lag.channel_max}" for lag in self.laggards]
+        checks = [
+            Check(
+                f"{label}.gaps",
+                self.gaps == 0,
+                _counted(self.gaps, gap_text) + (f" ({self.missed} updates missed)" if self.gaps else ""),
+                "0 updates skipped without a snapshot reset",
+            ),
+            Check(f"{label}.duplicates", self.duplicates == 0, str(self.duplicates), "0 updates received twice"),
+            Check(f"{label}.out_of_order", self.out_of_order == 0, str(self.out_of_order), "0 updates out of order"),
+            Check(
+                f"{label}.reconverged",
+                self.laggard_count == 0,
+                _counted(self.laggard_count, lag_text),
+                "every client caught up with its channels",
+            ),
+        ]
+        if max_reconverge_s is not None:
+            checks.append(
+                Check(
+                    f"{label}.reconverge_time",
+                    self.reconverge_s is not None and self.reconverge_s <= max_reconverge_s,
+                    "never" if self.reconverge_s is None else f"{self.reconverge_s:.3f}s",
+                    f"<= {max_reconverge_s:g}s",
+                )
+            )
+        return checks
+
+
+@dataclass(slots=True)
+class _Stream:
+    """What one client has received on one channel so far."""
+
+    top: int = -1  # highest sequence received since the last baseline
+    reached_at: float = 0.0  # when `top` was received
+    session: Any = None
+    seen: set[int] = field(default_factory=set)
+    open_gaps: list[list[int]] = field(default_factory=list)  # [first missing, last missing, filled later]
+    settled_missed: int = 0  # missed from gaps before a sequence restart
+
+
+def check_live(
+    history: History,
+    *,
+    kind: str = "live_update",
+    reference_at: float | None = None,
+    clients: Iterable[str] | None = None,
+    channel_max: dict[str, int] | None = None,
+    sample_size: int = SAMPLE_SIZE,
+) -> LiveVerdict:
+    """Judge the live updates every client received, per client and channel, in the order received.
+
+    `reference_at` (wall time, e.g. the heal instant) enables the time to reconverge: when every
+    client's last seen sequence had reached its channel's maximum. The maximum is the highest
+    sequence any client saw, unless `channel_max` gives the true one (e.g. read from Redis).
+    """
+    wanted = set(clients) if clients is not None else None
+    updates = gaps = duplicates = out_of_order = resets = missed_across_reset = 0
+    streams: dict[tuple[str, str], _Stream] = {}
+    sessions: set[tuple[str, Any]] = set()
+    gap_sample: list[LiveGap] = []
+    observed = history.observation_columns(kind)
+    for key, at, meta in zip(observed.key, observed.at, observed.meta, strict=True):
+        meta = meta or {}
+        client = str(meta.get("client", ""))
+        if wanted is not None and client not in wanted:
+            continue
+        channel, seq = _channel_and_seq(key, meta)
+        session = meta.get("session")
+        updates += 1
+        sessions.add((client, session))
+        stream = streams.get((client, channel))
+        if stream is None:
+            stream = streams[client, channel] = _Stream()
+        on_resume = stream.top >= 0 and session != stream.session
+        stream.session = session
+        if meta.get("reset"):
+            resets += 1
+            if stream.top >= 0 and seq <= stream.top:
+                # The channel's sequence restarted: settle what was missed and take a new baseline.
+                stream.settled_missed += _unfilled(stream.open_gaps)
+                stream.open_gaps.clear()
+                stream.seen.clear()
+            elif stream.top >= 0:
+                missed_across_reset += seq - stream.top - 1
+            stream.top, stream.reached_at = seq, at
+            stream.seen.add(seq)
+            continue
+        if seq in stream.seen:
+            duplicates += 1
+            continue
+        stream.seen.add(seq)
+        if seq < stream.top:
+            out_of_order += 1
+            for gap in stream.open_gaps:
+                if gap[0] <= seq <= gap[1]:
+                    gap[2] += 1
+            continue
+        if 0 <= stream.top < seq - 1:
+            gaps += 1
+            stream.open_gaps.append([stream.top + 1, seq - 1, 0])
+            if len(gap_sample) < sample_size:
+                gap_sample.append(LiveGap(client, channel, stream.top, seq, session, on_resume))
+        stream.top, stream.reached_at = seq, at
+
+    maxima: dict[str, int] = {}
+    for (_, channel), stream in streams.items():
+        maxima[channel] = max(maxima.get(channel, -1), stream.top)
+    if channel_max:
+        maxima.update(channel_max)
+
+    laggards: list[Laggard] = []
+    laggard_count = 0
+    caught_up_at: float | None = None
+    for (client, channel), stream in streams.items():
+        if stream.top < maxima[channel]:
+            laggard_count += 1
+            if len(laggards) < sample_size:
+                laggards.append(Laggard(client, channel, stream.top, maxima[channel]))
+        elif caught_up_at is None or stream.reached_at > caught_up_at:
+            caught_up_at = stream.reached_at
+    reconverge_s = None
+    if reference_at is not None and laggard_count == 0 and caught_up_at is not None:
+        reconverge_s = max(0.0, caught_up_at - reference_at)
+
+    return LiveVerdict(
+        updates=updates,
+        clients=len({client for client, _ in streams}),
+        streams=len(streams),
+        gaps=gaps,
+        missed=sum(s.settled_missed + _unfilled(s.open_gaps) for s in streams.values()),
+        duplicates=duplicates,
+        out_of_order=out_of_order,
+        resets=resets,
+        missed_across_reset=missed_across_reset,
+        sessions=len(sessions),
+        channel_max=maxima,
+        reconverge_s=reconverge_s,
+        laggards=tuple(laggards),
+        gap_sample=tuple(gap_sample),
+        laggard_count=laggard_count,
+    )
+
+
+def _channel_and_seq(key: str, meta: dict[str, Any]) -> tuple[str, int]:
+    # Prefer the metadata; the key "<channel>:<seq>" is the fallback.
+    channel, _, seq = key.rpartition(":")
+    return str(meta.get("channel", channel)), int(meta.get("seq", seq))
+
+
+def _unfilled(open_gaps: list[list[int]]) -> int:
+    return sum(last - first + 1 - filled for first, last, filled in open_gaps)

@@ -1,0 +1,216 @@
+"""The single-host stack: Docker Compose for the lifecycle, the Docker Engine API for everything else.
+
+It only ever touches containers labelled with its own compose project.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+
+import docker
+import docker.errors
+import httpx
+from docker.models.containers import Container
+
+from harness import images
+from harness.compose import project_name, run_compose
+from harness.stack import (
+    APP_SERVICES,
+    BROKER_NODES,
+    SERVICES,
+    ClusterState,
+    Endpoints,
+    ServiceState,
+    StackStatus,
+)
+
+BROKER_USER = ("outage", "outage")
+
+
+class StackError(RuntimeError):
+    """The stack could not be brought to the requested state."""
+
+
+class ComposeStack:
+    def __init__(self, project: str | None = None) -> None:
+        self.project = project or project_name()
+        self._docker = docker.from_env()
+        self._env: dict[str, str] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def up(self, env: Mapping[str, str] | None = None, build: bool = True, timeout: float = 300) -> None:
+        if build or not images.images_present():
+            images.build_images()
+        self._env = dict(env or {})
+        run_compose(["up", "-d", "--no-build"], env=self._env)
+        self.wait_healthy(timeout)
+
+    def down(self, volumes: bool = False) -> None:
+        run_compose(["down", "--remove-orphans", *(["--volumes"] if volumes else [])])
+
+    def configure(self, env: Mapping[str, str], services: Sequence[str] = APP_SERVICES) -> None:
+        """Run the app services with these settings (compose recreates only what changed)."""
+        self._env = dict(env)
+        run_compose(["up", "-d", "--no-build", "--no-deps", *services], env=self._env)
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def _containers(self) -> dict[str, Container]:
+        found = self._docker.containers.list(
+            all=True, filters={"label": f"com.docker.compose.project={self.project}"}
+        )
+        return {c.labels.get("com.docker.compose.service", c.name): c for c in found}
+
+    def container(self, service: str) -> Container:
+        if service not in SERVICES:
+            raise StackError(f"unknown service {service!r}; services are {', '.join(SERVICES)}")
+        try:
+            return self._containers()[service]
+        except KeyError:
+            raise StackError(f"service {service} has no container in project {self.project}") from None
+
+    @property
+    def network(self) -> str:
+        return f"{self.project}_default"
+
+    def status(self) -> StackStatus:
+        containers = self._containers()
+        services = {}
+        for name in SERVICES:
+            container = containers.get(name)
+            if container is None:
+                services[name] = ServiceState(name, "missing", "none")
+                continue
+            state = container.attrs.get("State", {})
+            health = (state.get("Health") or {}).get("Status", "none")
+            networks = tuple(container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {})
+            services[name] = ServiceState(name, state.get("Status", "unknown"), health, networks)
+        try:
+            endpoints: Endpoints | None = self._endpoints_from(containers)
+        except StackError:
+            endpoints = None
+        return StackStatus(self.project, services, self._cluster_state(endpoints), endpoints)
+
+    def _cluster_state(self, endpoints: Endpoints | None) -> ClusterState:
+        running: dict[str, list[str]] = {}
+        alarms: dict[str, list[str]] = {}
+        if endpoints is None:
+            return ClusterState(running, alarms)
+        for node, url in endpoints.management.items():
+            try:
+                reply = httpx.get(f"{url}/api/nodes", auth=BROKER_USER, timeout=3)
+                reply.raise_for_status()
+            except httpx.HTTPError:
+                continue
+            nodes = reply.json()
+            running[node] = [n["name"] for n in nodes if n.get("running")]
+            me = next((n for n in nodes if n["name"] == f"rabbit@{node}"), {})
+            alarms[node] = [a for a in ("mem_alarm", "disk_free_alarm") if me.get(a)]
+        return ClusterState(running, alarms)
+
+    def endpoints(self) -> Endpoints:
+        return self._endpoints_from(self._containers())
+
+    def _endpoints_from(self, containers: Mapping[str, Container]) -> Endpoints:
+        def port(service: str, container_port: int) -> str | None:
+            container = containers.get(service)
+            if container is None:
+                return None
+            bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(
+                f"{container_port}/tcp"
+            )
+            return bindings[0]["HostPort"] if bindings else None
+
+        api, live, redis = port("api", 8000), port("live", 8765), port("redis", 6379)
+        if not (api and live and redis):
+            raise StackError("the api, live and redis containers are not running with published ports")
+        amqp = {n: f"amqp://127.0.0.1:{p}" for n in BROKER_NODES if (p := port(n, 5672))}
+        management = {n: f"http://127.0.0.1:{p}" for n in BROKER_NODES if (p := port(n, 15672))}
+        metrics = {s: f"http://127.0.0.1:{p}" for s in ("relay", "worker") if (p := port(s, 9100))}
+        return Endpoints(
+            api=f"http://127.0.0.1:{api}",
+            live=f"ws://127.0.0.1:{live}",
+            redis=f"redis://127.0.0.1:{redis}/0",
+            amqp=amqp,
+            management=management,
+            metrics=metrics,
+        )
+
+    def wait_healthy(self, timeout: float = 180) -> StackStatus:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if status.healthy:
+                return status
+            if time.monotonic() > deadline:
+                raise StackError(f"stack not healthy after {timeout:.0f} s: {'; '.join(status.problems())}")
+            time.sleep(1)
+
+    # -- levers for faults -------------------------------------------------------------------------
+
+    def kill(self, service: str, signal: str = "SIGKILL") -> None:
+        self.container(service).kill(signal=signal)
+
+    def stop(self, service: str, timeout: float = 10) -> None:
+        self.container(service).stop(timeout=int(timeout))
+
+    def start(self, service: str) -> None:
+        self.container(service).start()
+
+    def restart(self, service: str) -> None:
+        self.container(service).restart(timeout=10)
+
+    def pause(self, service: str) -> None:
+        self.container(service).pause()
+
+    def unpause(self, service: str) -> None:
+        self.container(service).unpause()
+
+    def disconnect(self, service: str) -> None:
+        self._docker.networks.get(self.network).disconnect(self.container(service), force=True)
+
+    def connect(self, service: str) -> None:
+        """Reconnect with the aliases compose gave it, so peers resolve the service name again."""
+        container = self.container(service)
+        container.reload()
+        if self.network in (container.attrs.get("NetworkSettings", {}).get("Networks") or {}):
+            return
+        self._docker.networks.get(self.network).connect(container, aliases=[service])
+
+    def is_connected(self, service: str) -> bool:
+        container = self.container(service)
+        return self.network in (container.attrs.get("NetworkSettings", {}).get("Networks") or {})
+
+    def exec(self, service: str, command: Sequence[str], timeout: float = 30) -> tuple[int, str]:
+        container = self.container(service)
+        try:
+            result = subprocess.run(
+                ["docker", "exec", container.id, *command], capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return 124, f"timed out after {timeout:.0f} s"
+        return result.returncode, result.stdout + result.stderr
+
+    def logs(self, service: str, since: float | None = None, tail: int = 200) -> str:
+        kwargs: dict[str, object] = {"tail": tail}
+        if since is not None:
+            kwargs["since"] = int(since)
+        return self.container(service).logs(**kwargs).decode(errors="replace")
+
+    def volume_path_write(self, service: str, path: str, content: str) -> None:
+        """Write a file into a stopped service's volume, with a throwaway container of its image."""
+        container = self.container(service)
+        mounts = container.attrs.get("Mounts") or []
+        if not mounts:
+            raise StackError(f"{service} has no volume")
+        volume, target = mounts[0]["Name"], mounts[0]["Destination"]
+        self._docker.containers.run(
+            container.image.id,
+            entrypoint=["sh", "-c", f"printf '%s' \"$0\" > {target}/{path}", content],
+            volumes={volume: {"bind": target, "mode": "rw"}},
+            remove=True,
+            labels={"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"},
+        )

@@ -1,0 +1,67 @@
+"""`outage heal`: revert whatever a crashed run left behind and bring the stack back to healthy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from faults.base import fault_from_record
+from faults.failpoints import clear_all_failpoints
+from harness.compose import run_compose
+from harness.compose_stack import ComposeStack
+from harness.ledger import FaultLedger
+from harness.stack import SERVICES, StackStatus
+
+
+@dataclass
+class HealReport:
+    reverted: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    status: StackStatus | None = None
+
+
+def heal(
+    stack: ComposeStack, ledger: FaultLedger | None = None, timeout: float = 240, say: Callable[[str], None] = print
+) -> HealReport:
+    started = time.monotonic()
+    ledger = ledger or FaultLedger()
+    report = HealReport()
+
+    for entry_id, record in ledger.outstanding():
+        try:
+            fault = fault_from_record(record)
+            fault.revert(stack)
+            ledger.record_revert(entry_id)
+            report.reverted.append(fault.describe())
+            say(f"reverted {fault.describe()}")
+        except Exception as exc:  # keep healing the rest; the generic repair below may still fix it
+            report.errors.append(f"revert {record}: {exc}")
+            say(f"could not revert {record}: {exc}")
+
+    # Generic repair, whatever the ledger says: nothing paused, nothing cut off, everything started.
+    for name, service in stack.status().services.items():
+        if service.state == "paused":
+            stack.unpause(name)
+            report.repaired.append(f"unpaused {name}")
+        if service.state != "missing" and not stack.is_connected(name):
+            stack.connect(name)
+            report.repaired.append(f"reconnected {name}")
+    stopped = [n for n, s in stack.status().services.items() if s.state != "running"]
+    if stopped:
+        say(f"starting {', '.join(stopped)}")
+        run_compose(["up", "-d", "--no-build", *SERVICES])
+        report.repaired.append(f"started {', '.join(stopped)}")
+
+    status = stack.wait_healthy(timeout)
+    try:
+        cleared = clear_all_failpoints(stack)
+    except Exception as exc:
+        report.errors.append(f"clearing failpoints: {exc}")
+    else:
+        report.repaired.extend(f"cleared failpoint {name}" for name in cleared)
+    report.status = status
+    report.seconds = time.monotonic() - started
+    return report

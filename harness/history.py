@@ -1,0 +1,354 @@
+"""The history of a run: every operation the harness performed and every effect it observed.
+
+An operation is invoked, then completes once: `ok` (definitely happened), `fail` (definitely did
+not happen) or `info` (outcome unknown, e.g. a timeout). An operation never completed is unknown
+too. Observations are effects the system produced (a processed message, a delivered email, a live
+update), stamped with the wall-clock unix time the system reported.
+
+Storage is columnar (parallel lists and typed arrays, one slot per operation) so a million
+operations cost about a hundred bytes each plus their key strings; `Op` is only a handle.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+# Outcome codes as stored in the outcome column.
+PENDING = 0
+OK = 1
+FAIL = 2
+INFO = 3
+OUTCOME_NAMES = {PENDING: None, OK: "ok", FAIL: "fail", INFO: "info"}
+_OUTCOME_CODES = {name: code for code, name in OUTCOME_NAMES.items()}
+
+# Meta that the checker needs for every operation gets its own column.
+_TICKET = "ticket_id"
+
+
+class HistoryError(RuntimeError):
+    """The harness used the history wrongly (e.g. completed an operation twice)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpRecord:
+    """One operation, read back from the history (for reports and tests, not the checker's hot path)."""
+
+    index: int
+    process: str
+    kind: str
+    key: str | None
+    outcome: str | None  # "ok", "fail", "info", or None while pending
+    invoke_mono_ns: int
+    invoke_wall: float
+    complete_mono_ns: int | None
+    complete_wall: float | None
+    error: str | None
+    meta: dict[str, Any]
+
+    @property
+    def ticket_id(self) -> Any:
+        return self.meta.get(_TICKET)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    index: int
+    kind: str
+    key: str
+    at: float  # wall-clock unix seconds, as the producing service (or client) reported it
+    meta: dict[str, Any]
+
+
+class OpColumns(NamedTuple):
+    """A consistent snapshot of the operation columns, index-aligned; what the checker scans."""
+
+    process: list[str]
+    kind: list[str]
+    key: list[str | None]
+    ticket: list[Any]
+    outcome: array  # codes PENDING/OK/FAIL/INFO
+    invoke_mono_ns: array
+    invoke_wall: array
+    complete_mono_ns: array  # 0 while pending
+    complete_wall: array
+
+
+class ObservationColumns(NamedTuple):
+    kind: list[str]
+    key: list[str]
+    at: array
+    meta: list[dict[str, Any] | None]  # None when the observation carried no metadata
+
+
+class Op:
+    """Handle on an invoked operation; complete it exactly once."""
+
+    __slots__ = ("_history", "index")
+
+    def __init__(self, history: History, index: int) -> None:
+        self._history = history
+        self.index = index
+
+    def ok(self, **meta: Any) -> None:
+        self._history._complete(self.index, OK, None, meta)
+
+    def fail(self, error: str, **meta: Any) -> None:
+        """The operation definitely did not take effect (e.g. a 4xx, a refused connection)."""
+        self._history._complete(self.index, FAIL, error, meta)
+
+    def info(self, error: str, **meta: Any) -> None:
+        """The outcome is unknown (e.g. a timeout after the request was sent, a 5xx)."""
+        self._history._complete(self.index, INFO, error, meta)
+
+    def record(self) -> OpRecord:
+        return self._history.op(self.index)
+
+    def __repr__(self) -> str:
+        return f"Op({self.index})"
+
+
+def _pack_meta(meta: dict[str, Any]) -> tuple | None:
+    # A flat (k1, v1, k2, v2) tuple is less than half the size of a small dict.
+    if not meta:
+        return None
+    packed: list[Any] = []
+    for name, value in meta.items():
+        packed.append(name)
+        packed.append(value)
+    return tuple(packed)
+
+
+def _unpack_meta(packed: tuple | None) -> dict[str, Any]:
+    if not packed:
+        return {}
+    return dict(zip(packed[0::2], packed[1::2], strict=True))
+
+
+class History:
+    """Operations and observations of one run. Thread-safe; every record is a few appends under a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._names: dict[str, str] = {}  # one shared string per process/kind name
+        # operation columns
+        self._process: list[str] = []
+        self._kind: list[str] = []
+        self._key: list[str | None] = []
+        self._ticket: list[Any] = []
+        self._meta: list[tuple | None] = []
+        self._error: list[str | None] = []
+        self._outcome = array("b")
+        self._invoke_mono = array("q")
+        self._invoke_wall = array("d")
+        self._complete_mono = array("q")
+        self._complete_wall = array("d")
+        # observation columns
+        self._obs_kind: list[str] = []
+        self._obs_key: list[str] = []
+        self._obs_at = array("d")
+        self._obs_meta: list[tuple | None] = []
+
+    # -- recording ------------------------------------------------------------------------------
+
+    def invoke(self, process: str, kind: str, key: str | None = None, **meta: Any) -> Op:
+        """Record that `process` starts an operation; `key` is the id its effects will carry."""
+        ticket = meta.pop(_TICKET, None)
+        packed = _pack_meta(meta)
+        with self._lock:
+            names = self._names
+            process = names.setdefault(process, process)
+            kind = names.setdefault(kind, kind)
+            index = len(self._process)
+            self._process.append(process)
+            self._kind.append(kind)
+            self._key.append(key)
+            self._ticket.append(ticket)
+            self._meta.append(packed)
+            self._error.append(None)
+            self._outcome.append(PENDING)
+            # Clocks are read under the lock so that index order is invocation order.
+            self._invoke_mono.append(time.monotonic_ns())
+            self._invoke_wall.append(time.time())
+            self._complete_mono.append(0)
+            self._complete_wall.append(0.0)
+        return Op(self, index)
+
+    def _complete(self, index: int, outcome: int, error: str | None, meta: dict[str, Any]) -> None:
+        ticket = meta.pop(_TICKET, None)
+        with self._lock:
+            if self._outcome[index] != PENDING:
+                previous = OUTCOME_NAMES[self._outcome[index]]
+                raise HistoryError(f"operation {index} already completed as {previous}")
+            self._complete_mono[index] = time.monotonic_ns()
+            self._complete_wall[index] = time.time()
+            self._outcome[index] = outcome
+            self._error[index] = error
+            if ticket is not None:
+                self._ticket[index] = ticket
+            if meta:
+                merged = _unpack_meta(self._meta[index])
+                merged.update(meta)
+                self._meta[index] = _pack_meta(merged)
+
+    def observe(self, kind: str, key: str, at: float, **meta: Any) -> None:
+        """Record an effect the system produced; `at` is wall-clock unix seconds.
+
+        Record observations of one kind in the order the system committed them (e.g. effects
+        stream order): per-ticket order is judged on that order, not on `at`.
+        """
+        packed = _pack_meta(meta)
+        with self._lock:
+            self._obs_kind.append(self._names.setdefault(kind, kind))
+            self._obs_key.append(key)
+            self._obs_at.append(at)
+            self._obs_meta.append(packed)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def op_count(self) -> int:
+        return len(self._process)
+
+    @property
+    def observation_count(self) -> int:
+        return len(self._obs_kind)
+
+    def op(self, index: int) -> OpRecord:
+        with self._lock:
+            outcome = self._outcome[index]
+            meta = _unpack_meta(self._meta[index])
+            if self._ticket[index] is not None:
+                meta[_TICKET] = self._ticket[index]
+            done = outcome != PENDING
+            return OpRecord(
+                index=index,
+                process=self._process[index],
+                kind=self._kind[index],
+                key=self._key[index],
+                outcome=OUTCOME_NAMES[outcome],
+                invoke_mono_ns=self._invoke_mono[index],
+                invoke_wall=self._invoke_wall[index],
+                complete_mono_ns=self._complete_mono[index] if done else None,
+                complete_wall=self._complete_wall[index] if done else None,
+                error=self._error[index],
+                meta=meta,
+            )
+
+    def ops(self) -> Iterator[OpRecord]:
+        for index in range(self.op_count):
+            yield self.op(index)
+
+    def observation(self, index: int) -> Observation:
+        with self._lock:
+            return Observation(
+                index=index,
+                kind=self._obs_kind[index],
+                key=self._obs_key[index],
+                at=self._obs_at[index],
+                meta=_unpack_meta(self._obs_meta[index]),
+            )
+
+    def observations(self, kind: str | None = None) -> Iterator[Observation]:
+        for index in range(self.observation_count):
+            if kind is None or self._obs_kind[index] == kind:
+                yield self.observation(index)
+
+    def op_columns(self) -> OpColumns:
+        """Copies of the operation columns, consistent with each other, for a single-pass scan."""
+        with self._lock:
+            return OpColumns(
+                process=self._process[:],
+                kind=self._kind[:],
+                key=self._key[:],
+                ticket=self._ticket[:],
+                outcome=self._outcome[:],
+                invoke_mono_ns=self._invoke_mono[:],
+                invoke_wall=self._invoke_wall[:],
+                complete_mono_ns=self._complete_mono[:],
+                complete_wall=self._complete_wall[:],
+            )
+
+    def observation_columns(self, kind: str | None = None) -> ObservationColumns:
+        """Copies of the observation columns, only those of `kind` if given, in recording order."""
+        with self._lock:
+            kinds, keys, ats, metas = self._obs_kind[:], self._obs_key[:], self._obs_at[:], self._obs_meta[:]
+        if kind is not None:
+            chosen = [i for i, k in enumerate(kinds) if k == kind]
+            kinds = [kinds[i] for i in chosen]
+            keys = [keys[i] for i in chosen]
+            ats = array("d", [ats[i] for i in chosen])
+            metas = [metas[i] for i in chosen]
+        return ObservationColumns(kind=kinds, key=keys, at=ats, meta=[_unpack_meta(m) if m else None for m in metas])
+
+    # -- JSON lines -----------------------------------------------------------------------------
+
+    def write_jsonl(self, path: str | Path) -> None:
+        """One line per operation (`"type": "op"`), then one per observation (`"type": "observation"`)."""
+        dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+        with open(path, "w", encoding="utf-8") as out:
+            for record in self.ops():
+                line = {"type": "op", **_record_dict(record)}
+                out.write(dumps(line) + "\n")
+            for seen in self.observations():
+                line = {"type": "observation", "kind": seen.kind, "key": seen.key, "at": seen.at, "meta": seen.meta}
+                out.write(dumps(line) + "\n")
+
+    @classmethod
+    def read_jsonl(cls, path: str | Path) -> History:
+        history = cls()
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                    if entry["type"] == "op":
+                        history._load_op(entry)
+                    elif entry["type"] == "observation":
+                        history.observe(entry["kind"], entry["key"], float(entry["at"]), **entry.get("meta", {}))
+                    else:
+                        raise ValueError(f"unknown type {entry['type']!r}")
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise HistoryError(f"{path}:{number}: not a history line: {exc}") from None
+        return history
+
+    def _load_op(self, entry: dict[str, Any]) -> None:
+        meta = dict(entry.get("meta") or {})
+        ticket = meta.pop(_TICKET, None)
+        outcome = _OUTCOME_CODES[entry.get("outcome")]
+        names = self._names
+        with self._lock:
+            self._process.append(names.setdefault(entry["process"], entry["process"]))
+            self._kind.append(names.setdefault(entry["kind"], entry["kind"]))
+            self._key.append(entry.get("key"))
+            self._ticket.append(ticket)
+            self._meta.append(_pack_meta(meta))
+            self._error.append(entry.get("error"))
+            self._outcome.append(outcome)
+            self._invoke_mono.append(int(entry["invoke_mono_ns"]))
+            self._invoke_wall.append(float(entry["invoke_wall"]))
+            self._complete_mono.append(int(entry.get("complete_mono_ns") or 0))
+            self._complete_wall.append(float(entry.get("complete_wall") or 0.0))
+
+
+def _record_dict(record: OpRecord) -> dict[str, Any]:
+    return {
+        "process": record.process,
+        "kind": record.kind,
+        "key": record.key,
+        "outcome": record.outcome,
+        "invoke_mono_ns": record.invoke_mono_ns,
+        "invoke_wall": record.invoke_wall,
+        "complete_mono_ns": record.complete_mono_ns,
+        "complete_wall": record.complete_wall,
+        "error": record.error,
+        "meta": record.meta,
+    }
+

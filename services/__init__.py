@@ -1,0 +1,1 @@
+"""The toy helpdesk that Outage Lab breaks: api, relay, worker and live."""

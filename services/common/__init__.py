@@ -1,0 +1,1 @@
+"""Pieces every service shares: settings, Redis keys, events, broker topology, live feed."""

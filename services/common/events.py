@@ -1,0 +1,59 @@
+"""The events that travel from the api, through the outbox and the broker, to the worker."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MESSAGE_CREATED = "message.created"
+TICKET_BULK_UPDATED = "ticket.bulk_updated"
+KNOWN_TYPES = frozenset({MESSAGE_CREATED, TICKET_BULK_UPDATED})
+
+
+class EventError(ValueError):
+    """A payload that is not a well-formed event."""
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    ticket_id: int
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    message_id: str | None = None
+    created_at: float = field(default_factory=time.time)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_bulk(self) -> bool:
+        return self.type == TICKET_BULK_UPDATED
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Event:
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EventError(f"event is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise EventError("event must be a JSON object")
+        missing = {"type", "ticket_id", "event_id"} - body.keys()
+        if missing:
+            raise EventError(f"event lacks {', '.join(sorted(missing))}")
+        if body["type"] not in KNOWN_TYPES:
+            raise EventError(f"unknown event type {body['type']!r}")
+        try:
+            return cls(
+                type=body["type"],
+                ticket_id=int(body["ticket_id"]),
+                event_id=str(body["event_id"]),
+                message_id=body.get("message_id"),
+                created_at=float(body.get("created_at", 0.0)),
+                data=dict(body.get("data") or {}),
+            )
+        except (TypeError, ValueError) as exc:
+            raise EventError(f"event has a field of the wrong type: {exc}") from None
