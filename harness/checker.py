@@ -18,12 +18,15 @@ same host kernel as the harness, so the wall clocks agree to well under a millis
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import compress, filterfalse, repeat
+from operator import and_, eq, is_not, ne, sub
 from typing import Any
 
 from harness.checks import Check
-from harness.history import FAIL, INFO, OK, PENDING, History
+from harness.history import FAIL, INFO, OK, PENDING, History, OpColumns
 from harness.latency import LatencySummary, summarize
 
 __all__ = [
@@ -194,148 +197,161 @@ def check_messages(
     op_kind: str | None = None,
     sample_size: int = SAMPLE_SIZE,
 ) -> MessageVerdict:
-    """Judge every keyed operation (of `op_kind`, if given) against the effects of `effect_kind`."""
+    """Judge every keyed operation (of `op_kind`, if given) against the effects of `effect_kind`.
+
+    Built for a million operations: whole-column passes with dicts, sets and `map` (which run in
+    C) instead of a Python-level loop with per-operation objects.
+    """
     ops = history.op_columns()
     effects = history.observation_columns(effect_kind)
+    attempts = _Attempts(ops, op_kind)
+    first_attempt, best = attempts.first, attempts.best
 
-    # One pass over operations: each key's best outcome, first attempt, earliest ack.
-    best: dict[str, int] = {}
-    first_attempt: dict[str, int] = {}
-    acked_mono: dict[str, int] = {}
-    complete_mono = ops.complete_mono_ns
-    rank_table = _RANK_TABLE
-    operations = 0
-    for index, (key, kind, code) in enumerate(zip(ops.key, ops.kind, ops.outcome, strict=True)):
-        if key is None or (op_kind is not None and kind != op_kind):
-            continue
-        operations += 1
-        rank = rank_table[code]
-        previous = best.get(key)
-        if previous is None:
-            best[key] = rank
-            first_attempt[key] = index
-        elif rank > previous:
-            best[key] = rank
-        if code == OK:
-            done = complete_mono[index]
-            earlier = acked_mono.get(key)
-            if earlier is None or done < earlier:
-                acked_mono[key] = done
-
-    # One pass over effects: each key's first observation, and repeats.
+    effect_keys = effects.key
     first_seen: dict[str, int] = {}
-    repeats: dict[str, int] = {}
-    for index, key in enumerate(effects.key):
-        if first_seen.setdefault(key, index) != index:
-            repeats[key] = repeats.get(key, 0) + 1
+    positions = range(len(effect_keys))
+    # setdefault returns an earlier position for a key seen before: those are the repeats.
+    repeated_at = list(compress(positions, map(ne, map(first_seen.setdefault, effect_keys, positions), positions)))
+    repeats = Counter(map(effect_keys.__getitem__, repeated_at))
 
-    effect_at = effects.at
-    invoke_wall = ops.invoke_wall
-    acked = failed = unknown = delivered = lost = recovered = failed_but_observed = 0
-    lost_keys: list[str] = []
-    failed_but_observed_keys: list[str] = []
-    latencies: list[float] = []
-    last_acked_effect_at: float | None = None
-    for key, rank in best.items():
-        seen = first_seen.get(key)
-        if rank == _ACKED:
-            acked += 1
-            if seen is None:
-                lost += 1
-                if len(lost_keys) < sample_size:
-                    lost_keys.append(key)
-            elif last_acked_effect_at is None or effect_at[seen] > last_acked_effect_at:
-                last_acked_effect_at = effect_at[seen]
-        elif rank == _UNKNOWN:
-            unknown += 1
-            if seen is not None:
-                recovered += 1
-        else:
-            failed += 1
-            if seen is not None:
-                failed_but_observed += 1
-                if len(failed_but_observed_keys) < sample_size:
-                    failed_but_observed_keys.append(key)
-        if seen is not None:
-            delivered += 1
-            latencies.append(effect_at[seen] - invoke_wall[first_attempt[key]])
-
-    unexpected = 0
-    unexpected_keys: list[str] = []
-    for key in first_seen:
-        if key not in best:
-            unexpected += 1
-            if len(unexpected_keys) < sample_size:
-                unexpected_keys.append(key)
-
-    violations, violation_sample = _order_violations(
-        first_attempt, acked_mono, first_seen, ops.ticket, ops.invoke_mono_ns, sample_size
+    acked_keys, unknown_keys, failed_keys = (
+        list(compress(best, map(eq, best.values(), repeat(rank)))) for rank in (_ACKED, _UNKNOWN, _FAILED)
     )
+    seen = first_seen.__contains__
+    acked_seen = list(filter(seen, acked_keys))
+    lost_keys = list(filterfalse(seen, acked_keys))
+    unknown_seen = list(filter(seen, unknown_keys))
+    failed_seen = list(filter(seen, failed_keys))
+    unexpected_keys = list(filterfalse(best.__contains__, first_seen))
+
+    delivered = acked_seen + unknown_seen + failed_seen
+    effect_at = map(effects.at.__getitem__, map(first_seen.__getitem__, delivered))
+    invoked_at = map(ops.invoke_wall.__getitem__, map(first_attempt.__getitem__, delivered))
+    latencies = list(map(sub, effect_at, invoked_at))
+    last_acked_effect_at = max(map(effects.at.__getitem__, map(first_seen.__getitem__, acked_seen)), default=None)
+
+    violations, violation_sample = _order_violations(attempts, first_seen, ops, sample_size)
     return MessageVerdict(
         effect_kind=effect_kind,
         dedupe_allowed=dedupe_allowed,
-        operations=operations,
+        operations=attempts.operations,
         attempted=len(best),
-        acked=acked,
-        failed=failed,
-        unknown=unknown,
-        delivered=delivered,
-        lost=lost,
-        unexpected=unexpected,
+        acked=len(acked_keys),
+        failed=len(failed_keys),
+        unknown=len(unknown_keys),
+        delivered=len(delivered),
+        lost=len(lost_keys),
+        unexpected=len(unexpected_keys),
         duplicated=len(repeats),
-        recovered=recovered,
-        failed_but_observed=failed_but_observed,
+        recovered=len(unknown_seen),
+        failed_but_observed=len(failed_seen),
         extra_applications=sum(repeats.values()),
         order_violations=violations,
         latency=summarize(latencies),
         last_acked_effect_at=last_acked_effect_at,
-        lost_keys=tuple(lost_keys),
-        unexpected_keys=tuple(unexpected_keys),
+        lost_keys=tuple(lost_keys[:sample_size]),
+        unexpected_keys=tuple(unexpected_keys[:sample_size]),
         duplicated_keys=tuple(list(repeats)[:sample_size]),
-        failed_but_observed_keys=tuple(failed_but_observed_keys),
+        failed_but_observed_keys=tuple(failed_seen[:sample_size]),
         order_violation_sample=tuple(violation_sample),
     )
 
 
+class _Attempts:
+    """Each message key's attempts folded into one outcome, its first attempt and its earliest ack."""
+
+    def __init__(self, ops: OpColumns, op_kind: str | None) -> None:
+        keys, outcome, complete_mono = ops.key, ops.outcome, ops.complete_mono_ns
+        wanted = map(is_not, keys, repeat(None))
+        if op_kind is not None:
+            wanted = map(and_, wanted, map(eq, ops.kind, repeat(op_kind)))
+        chosen = list(compress(range(len(keys)), wanted))
+        chosen_keys = list(map(keys.__getitem__, chosen))
+        self.operations = len(chosen)
+        self._ops = ops
+        # Index order is invocation order, so setdefault keeps each key's first attempt, in run order,
+        # and returns an earlier index exactly for the retries.
+        self.first: dict[str, int] = {}
+        retry_at = list(compress(chosen, map(ne, map(self.first.setdefault, chosen_keys, chosen), chosen)))
+        # Most keys have a single attempt whose outcome is the key's; retried keys are folded below.
+        self.best: dict[str, int] = dict(
+            zip(chosen_keys, map(_RANK_TABLE.__getitem__, map(outcome.__getitem__, chosen)), strict=True)
+        )
+        self._retried_ack: dict[str, int | None] = {}
+        if not retry_at:
+            return
+        retried = set(map(keys.__getitem__, retry_at))
+        for key in retried:
+            self.best[key] = 0
+            self._retried_ack[key] = None
+        for index in chosen:
+            key = keys[index]
+            if key not in retried:
+                continue
+            code = outcome[index]
+            self.best[key] = max(self.best[key], _RANK_TABLE[code])
+            if code == OK:
+                earlier = self._retried_ack[key]
+                done = complete_mono[index]
+                self._retried_ack[key] = done if earlier is None else min(earlier, done)
+
+    def ack_mono(self, key: str) -> int | None:
+        """Monotonic time of the key's earliest ok, or None if never acked."""
+        if key in self._retried_ack:
+            return self._retried_ack[key]
+        index = self.first[key]
+        return self._ops.complete_mono_ns[index] if self._ops.outcome[index] == OK else None
+
+
 def _order_violations(
-    first_attempt: dict[str, int],
-    acked_mono: dict[str, int],
-    first_seen: dict[str, int],
-    tickets: list[Any],
-    invoke_mono: Any,
-    sample_size: int,
+    attempts: _Attempts, first_seen: dict[str, int], ops: OpColumns, sample_size: int
 ) -> tuple[int, list[OrderViolation]]:
     """Per ticket: if A was acked before B was first invoked, A's effect must precede B's.
 
-    Effect order is observation order (the effects stream's commit order). Per ticket, walk the
-    observed keys by invocation time while folding in the acks that happened before it; B violates
+    Effect order is observation order (the effects stream's commit order). A ticket whose effects
+    appear in invocation order cannot violate, so only the others are examined: walk their
+    observed keys by invocation time, folding in the acks that happened before each; B violates
     when its effect precedes the latest effect among those acked messages.
     """
-    observed_by_ticket: dict[Any, list[str]] = {}
-    for key, index in first_attempt.items():
-        if key in first_seen:
-            ticket = tickets[index]
-            if ticket is not None:
-                observed_by_ticket.setdefault(ticket, []).append(key)
+    tickets = ops.ticket
+    first = attempts.first
+    observed = list(filter(first_seen.__contains__, first))  # in invocation order
+    latest_position: dict[Any, int] = {}
+    suspects: set[Any] = set()
+    for ticket, position in zip(
+        map(tickets.__getitem__, map(first.__getitem__, observed)), map(first_seen.__getitem__, observed), strict=True
+    ):
+        if position < latest_position.get(ticket, -1):
+            suspects.add(ticket)
+        else:
+            latest_position[ticket] = position
+    suspects.discard(None)  # keys without a ticket have no order to keep
+    if not suspects:
+        return 0, []
 
+    suspect_keys: dict[Any, list[str]] = {}
+    for key in observed:
+        ticket = tickets[first[key]]
+        if ticket in suspects:
+            suspect_keys.setdefault(ticket, []).append(key)
+
+    invoke_mono = ops.invoke_mono_ns
     count = 0
     sample: list[OrderViolation] = []
-    for ticket, keys in observed_by_ticket.items():
-        if len(keys) < 2:
-            continue
-        acks = sorted((acked_mono[key], first_seen[key], key) for key in keys if key in acked_mono)
-        if not acks:
-            continue
-        invocations = sorted((invoke_mono[first_attempt[key]], first_seen[key], key) for key in keys)
+    for ticket, keys in suspect_keys.items():
+        acks = sorted(
+            (acked, first_seen[key], key) for key in keys if (acked := attempts.ack_mono(key)) is not None
+        )
         next_ack = 0
-        latest_position, latest_key = -1, ""
-        for invoked, position, key in invocations:
+        latest, latest_key = -1, ""
+        for key in keys:  # already in invocation order
+            invoked = invoke_mono[attempts.first[key]]
             while next_ack < len(acks) and acks[next_ack][0] < invoked:
                 _, acked_position, acked_key = acks[next_ack]
-                if acked_position > latest_position:
-                    latest_position, latest_key = acked_position, acked_key
+                if acked_position > latest:
+                    latest, latest_key = acked_position, acked_key
                 next_ack += 1
-            if position < latest_position:
+            if first_seen[key] < latest:
                 count += 1
                 if len(sample) < sample_size:
                     sample.append(OrderViolation(ticket, latest_key, key))

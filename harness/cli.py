@@ -73,6 +73,31 @@ def _cmd_heal(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_list(args: argparse.Namespace) -> int:
+    from harness.scenario import all_scenarios
+
+    for scenario in all_scenarios():
+        print(f"{scenario.id:40} {scenario.title}")
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.console import print_result, progress_printer
+    from harness.runner import run_scenario
+    from harness.scenario import scenario_class
+
+    scenario = scenario_class(args.scenario)()
+    report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / f"{scenario.id}-{args.profile}"
+    with progress_printer() as progress:
+        result = run_scenario(
+            scenario, _stack(), profile=args.profile, seed=args.seed, report_dir=report_dir, progress=progress
+        )
+    print_result(result, report_dir)
+    return result.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outage", description="Replay real outages against a real stack.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     heal = commands.add_parser("heal", help="revert every leftover fault, wait until healthy")
     heal.add_argument("--timeout", type=float, default=240)
     heal.set_defaults(handler=_cmd_heal)
+
+    listing = commands.add_parser("list", help="scenario ids and titles")
+    listing.set_defaults(handler=_cmd_list)
+
+    run = commands.add_parser("run", help="run a scenario: exit 0 held, 1 deviated, 2 harness error")
+    run.add_argument("scenario", help="a scenario id (see `outage list`)")
+    run.add_argument("--profile", choices=("hardened", "vulnerable"), default="hardened")
+    run.add_argument("--seed", type=int, default=1)
+    run.add_argument("--report-dir", help="where summary.json, timeline.jsonl and debrief.md go")
+    run.set_defaults(handler=_cmd_run)
     return parser
 
 

@@ -16,6 +16,8 @@ import threading
 import time
 from array import array
 from collections.abc import Iterator
+from itertools import compress, repeat
+from operator import eq
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -279,13 +281,12 @@ class History:
         """Copies of the observation columns, only those of `kind` if given, in recording order."""
         with self._lock:
             kinds, keys, ats, metas = self._obs_kind[:], self._obs_key[:], self._obs_at[:], self._obs_meta[:]
-        if kind is not None:
-            chosen = [i for i, k in enumerate(kinds) if k == kind]
-            kinds = [kinds[i] for i in chosen]
-            keys = [keys[i] for i in chosen]
-            ats = array("d", [ats[i] for i in chosen])
-            metas = [metas[i] for i in chosen]
-        return ObservationColumns(kind=kinds, key=keys, at=ats, meta=[_unpack_meta(m) if m else None for m in metas])
+        if kind is not None and kinds.count(kind) != len(kinds):
+            wanted = list(map(eq, kinds, repeat(kind)))
+            kinds, keys, metas = list(compress(kinds, wanted)), list(compress(keys, wanted)), list(compress(metas, wanted))
+            ats = array("d", compress(ats, wanted))
+        unpacked = [_unpack_meta(m) if m else None for m in metas] if any(metas) else [None] * len(metas)
+        return ObservationColumns(kind=kinds, key=keys, at=ats, meta=unpacked)
 
     # -- JSON lines -----------------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ def _debootstrap_base() -> None:
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
             raise ImageBuildError(
                 "no registry image and no debootstrap: install it (apt-get install debootstrap) or "
-                f"set OUTAGE_BASE_IMAGE to a Debian bookworm image you have"
+                "set OUTAGE_BASE_IMAGE to a Debian bookworm image you have"
             )
         _say("installing debootstrap from Debian's packages")
         subprocess.run(["apt-get", "update", "-qq"], check=True)

@@ -1,0 +1,1 @@
+"""Built-in scenarios: a demonstration (worker-crash) and one module per incident."""

@@ -1,0 +1,86 @@
+"""What a person sees while a run goes and when it ends: a live line, then a table."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from harness.checker import check_messages
+
+if TYPE_CHECKING:
+    from harness.report import RunResult
+    from harness.runner import Run
+
+_console = Console(stderr=True)
+_VERDICT_STYLE = {"held": "bold green", "deviated": "bold red", "error": "bold yellow"}
+
+
+def _progress_line(run: Run, previous: dict[str, float]) -> Text:
+    ops = run.history.op_count()
+    now = time.monotonic()
+    rate = (ops - previous.get("ops", 0)) / max(now - previous.get("at", now - 1), 1e-6)
+    previous.update(ops=ops, at=now)
+    stats = run.load.stats if run.load else None
+    errors = stats.errors() if stats else 0
+    waiting = check_messages(run.history, op_kind="post_message").lost
+    return Text(
+        f"[{run.timeline.elapsed():6.1f}s] {run.scenario.id} ({run.profile}) phase={run.timeline.phase:8} "
+        f"ops/s={rate:5.1f} errors={errors} acked-not-yet-seen={waiting}"
+    )
+
+
+@contextmanager
+def progress_printer() -> Iterator[Callable[[Run], None]]:
+    """A live progress line on a terminal; one line every 5 s otherwise (CI logs)."""
+    previous: dict[str, float] = {}
+    if _console.is_terminal:
+        with Live(console=_console, refresh_per_second=2, transient=True) as live:
+            yield lambda run: live.update(_progress_line(run, previous))
+        return
+    last = [0.0]
+
+    def plain(run: Run) -> None:
+        if time.monotonic() - last[0] >= 5:
+            last[0] = time.monotonic()
+            print(_progress_line(run, previous).plain, file=sys.stderr, flush=True)
+
+    yield plain
+
+
+def results_table(results: Sequence[RunResult]) -> Table:
+    table = Table(title="Outage Lab")
+    for column in ("scenario", "profile", "verdict", "acked", "lost", "dup", "detect s", "recover s", "replay s"):
+        table.add_column(column)
+    for r in results:
+        m, t = r.messages, r.timings
+
+        def seconds(name: str, timings: dict = t) -> str:
+            value = timings.get(name)
+            return "-" if value is None else f"{value:.1f}"
+
+        table.add_row(
+            r.scenario, r.profile, Text(r.verdict, style=_VERDICT_STYLE[r.verdict]),
+            str(m.get("acked", "-")), str(m.get("lost", "-")), str(m.get("duplicated", "-")),
+            seconds("time_to_detect_s"), seconds("time_to_recover_s"), seconds("replay_s"),
+        )
+    return table
+
+
+def print_result(result: RunResult, report_dir: Path | None = None) -> None:
+    out = Console()
+    out.print(results_table([result]))
+    for check in result.failed_checks:
+        out.print(f"[red]failed[/red] {check.name}: {check.observed} (expected {check.expected})")
+    if result.error:
+        out.print(f"[yellow]harness error[/yellow] {result.error}")
+    if report_dir:
+        out.print(f"report: {report_dir}/summary.json, debrief.md, timeline.jsonl")

@@ -1,0 +1,134 @@
+"""Open-loop load: requests go out on a schedule whatever happened to the previous ones.
+
+A closed loop would slow down with the system and hide an outage as silence; an open loop turns
+it into errors and time-outs, as real customers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+
+from harness.history import History
+from harness.latency import LatencySummary, summarize
+
+MAX_IN_FLIGHT = 1000
+
+
+@dataclass
+class LoadStats:
+    sent: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # ok / fail / info
+    statuses: Counter[str] = field(default_factory=Counter)  # HTTP status or error name
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (wall time, seconds) of answers
+
+    def latency(self, since: float = 0.0, until: float = float("inf")) -> LatencySummary:
+        return summarize(s for at, s in self.latencies if since <= at <= until)
+
+    def errors(self) -> int:
+        return self.outcomes["fail"] + self.outcomes["info"]
+
+
+class MessageLoad:
+    """Customer and agent messages posted to tickets at a fixed rate, each recorded in the history."""
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        history: History,
+        rng: random.Random,
+        rate: float,
+        tickets: list[int],
+        timeout: float = 2.0,
+        name: str = "messages",
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        if not tickets:
+            raise ValueError("the load needs at least one ticket")
+        self._api_url = api_url
+        self._token = token
+        self._history = history
+        self._rng = rng
+        self.rate = rate
+        self._tickets = tickets
+        self._timeout = timeout
+        self.name = name
+        self.stats = LoadStats()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        headers = {"Authorization": f"Bearer {self._token}"}
+        async with httpx.AsyncClient(
+            base_url=self._api_url, headers=headers, limits=limits, timeout=self._timeout
+        ) as client:
+            interval = 1.0 / self.rate
+            next_at = time.monotonic()
+            n = 0
+            while not stop.is_set():
+                n += 1
+                ticket = self._rng.choice(self._tickets)
+                author = "customer" if self._rng.random() < 0.7 else "agent"
+                key = f"{self.name}-{self._rng.getrandbits(48):012x}-{n}"
+                if len(self._tasks) < MAX_IN_FLIGHT:
+                    task = asyncio.create_task(self._post(client, n, ticket, key, author))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                else:  # the harness cannot keep up; say so rather than silently slowing down
+                    op = self._history.invoke(f"{self.name}-{n % 16}", "post_message", key, ticket_id=ticket)
+                    op.fail("harness: too many requests in flight")
+                    self.stats.outcomes["fail"] += 1
+                    self.stats.statuses["harness_overloaded"] += 1
+                next_at += interval
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), delay)
+                    except TimeoutError:
+                        pass
+            if self._tasks:
+                await asyncio.wait(self._tasks)
+
+    async def _post(self, client: httpx.AsyncClient, n: int, ticket: int, key: str, author: str) -> None:
+        process = f"{self.name}-{n % 16}"
+        op = self._history.invoke(process, "post_message", key, ticket_id=ticket)
+        self.stats.sent += 1
+        started = time.monotonic()
+        try:
+            reply = await client.post(
+                f"/tickets/{ticket}/messages", json={"body": f"message {key}", "id": key, "author": author}
+            )
+        except httpx.ConnectError as exc:
+            op.fail(f"connect: {exc}")  # the request never reached the api
+            self._count("fail", "connect_error")
+            return
+        except httpx.TimeoutException:
+            op.info("timeout")  # it may or may not have been stored
+            self._count("info", "timeout")
+            return
+        except httpx.HTTPError as exc:
+            op.info(f"{type(exc).__name__}: {exc}")
+            self._count("info", type(exc).__name__)
+            return
+        elapsed = time.monotonic() - started
+        self.stats.latencies.append((time.time(), elapsed))
+        if reply.status_code == 202:
+            op.ok(status=202)
+            self._count("ok", "202")
+        elif reply.status_code < 500:
+            op.fail(f"HTTP {reply.status_code}", status=reply.status_code)
+            self._count("fail", str(reply.status_code))
+        else:  # a 5xx may come after the message was stored
+            op.info(f"HTTP {reply.status_code}", status=reply.status_code)
+            self._count("info", str(reply.status_code))
+
+    def _count(self, outcome: str, status: str) -> None:
+        self.stats.outcomes[outcome] += 1
+        self.stats.statuses[status] += 1

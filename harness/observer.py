@@ -1,0 +1,69 @@
+"""Observing what the system produced: the worker's effects log, read as it grows.
+
+Every entry becomes an observation in the history, keyed by message id (or event id for effects
+that have no message, such as bulk updates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from harness.history import History
+from harness.probes import CANARY_PREFIX
+from services.common import keys
+
+
+class EffectsObserver:
+    def __init__(self, redis_url: str, history: History) -> None:
+        self._redis = aioredis.from_url(redis_url, decode_responses=True, socket_timeout=5)
+        self._history = history
+        self._last_id = "0-0"
+        self.counts: Counter[str] = Counter()
+        self.last_read_at = 0.0
+
+    async def start_from_now(self) -> None:
+        """Only effects produced from now on belong to this run."""
+        newest = await self._redis.xrevrange(keys.EFFECTS, count=1)
+        self._last_id = newest[0][0] if newest else "0-0"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.read_available(block_ms=500)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                await asyncio.sleep(1)  # Redis is part of the stack; it can be broken too
+        await self.read_available()
+
+    async def read_available(self, block_ms: int | None = None) -> int:
+        """Read every effect after the last one seen; returns how many."""
+        total = 0
+        while True:
+            reply = await self._redis.xread({keys.EFFECTS: self._last_id}, count=5000, block=block_ms)
+            if not reply:
+                return total
+            entries = reply[0][1]
+            for entry_id, fields in entries:
+                self._observe(fields)
+                self._last_id = entry_id
+            total += len(entries)
+            block_ms = None  # only the first read waits
+            if len(entries) < 5000:
+                return total
+
+    def _observe(self, fields: dict[str, str]) -> None:
+        kind = fields.get("kind", "unknown")
+        key = fields.get("message_id") or fields.get("event_id") or ""
+        if key.startswith(CANARY_PREFIX):  # the probes' canaries are not part of the load
+            kind = f"canary_{kind}"
+        meta = {"ticket_id": fields.get("ticket_id"), "event_id": fields.get("event_id")}
+        if fields.get("job_id"):
+            meta["job_id"] = fields["job_id"]
+        self._history.observe(kind, key, float(fields.get("at") or 0.0), **meta)
+        self.counts[kind] += 1
+
+    async def close(self) -> None:
+        await self._redis.aclose()

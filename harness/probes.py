@@ -1,0 +1,154 @@
+"""Steady-state probes, sampled every second all through a run.
+
+Each sample is what an operator's dashboards would show at that instant: is the api up (the
+uptime check), is it ready, how old is the newest canary message that made it end to end, how
+deep are the queues, when did the worker last beat, how old is the oldest background job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+import redis.asyncio as aioredis
+
+from harness.stack import Endpoints
+from services.common import keys
+
+CANARY_TICKET_SUBJECT = "canary"
+CANARY_PREFIX = "canary-"
+BROKER_USER = ("outage", "outage")
+
+
+@dataclass
+class ProbeSample:
+    at: float  # wall-clock unix time
+    t: float  # seconds since the run began
+    api_up: bool = False  # the uptime check: GET /health answered 200
+    api_ready: bool = False
+    canary_age_s: float | None = None  # since the newest canary was seen processed
+    queue_depth: int | None = None  # ready + unacked on the events queues (None: broker unreachable)
+    outbox_length: int | None = None
+    worker_heartbeat_age_s: float | None = None
+    oldest_job_age_s: float | None = None
+    jobs_pending: int | None = None
+    broker_alarms: list[str] = field(default_factory=list)
+
+
+class Prober:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        clock: Callable[[], float],
+        canary_ticket: int | None,
+        token: str,
+        interval_s: float = 1.0,
+    ) -> None:
+        self._endpoints = endpoints
+        self._clock = clock
+        self._canary_ticket = canary_ticket
+        self._token = token
+        self._interval = interval_s
+        self._redis = aioredis.from_url(endpoints.redis, decode_responses=True, socket_timeout=1)
+        self.samples: list[ProbeSample] = []
+        self.listeners: list[Callable[[ProbeSample], None]] = []
+        self._canary_seen_at: float | None = None
+        self._canaries = itertools.count(1)
+
+    def canary_processed(self, at: float) -> None:
+        """The observer saw a canary processed end to end."""
+        self._canary_seen_at = max(at, self._canary_seen_at or 0.0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while not stop.is_set():
+                sample = await self._sample(client)
+                self.samples.append(sample)
+                for listener in self.listeners:
+                    listener(sample)
+                try:
+                    await asyncio.wait_for(stop.wait(), self._interval)
+                except TimeoutError:
+                    pass
+        await self._redis.aclose()
+
+    async def _sample(self, client: httpx.AsyncClient) -> ProbeSample:
+        now = time.time()
+        sample = ProbeSample(at=now, t=self._clock())
+        api = self._endpoints.api
+        results = await asyncio.gather(
+            client.get(f"{api}/health"),
+            client.get(f"{api}/ready"),
+            self._broker(client),
+            self._redis_side(now),
+            self._send_canary(client),
+            return_exceptions=True,
+        )
+        health, ready, broker, redis_side, _ = results
+        sample.api_up = isinstance(health, httpx.Response) and health.status_code == 200
+        sample.api_ready = isinstance(ready, httpx.Response) and ready.status_code == 200
+        if isinstance(broker, tuple):
+            sample.queue_depth, sample.broker_alarms = broker
+        if isinstance(redis_side, dict):
+            for name, value in redis_side.items():
+                setattr(sample, name, value)
+        if self._canary_seen_at is not None:
+            sample.canary_age_s = round(max(0.0, now - self._canary_seen_at), 3)
+        return sample
+
+    async def _broker(self, client: httpx.AsyncClient) -> tuple[int, list[str]]:
+        for url in self._endpoints.management.values():
+            try:
+                queues = await client.get(f"{url}/api/queues", auth=BROKER_USER)
+                nodes = await client.get(f"{url}/api/nodes", auth=BROKER_USER)
+            except httpx.HTTPError:
+                continue
+            if queues.status_code != 200:
+                continue
+            depth = sum(int(q.get("messages", 0) or 0) for q in queues.json() if q["name"].startswith("events."))
+            alarms = [
+                f"{n['name']}:{alarm}"
+                for n in (nodes.json() if nodes.status_code == 200 else [])
+                for alarm in ("mem_alarm", "disk_free_alarm")
+                if n.get(alarm)
+            ]
+            return depth, alarms
+        raise ConnectionError("no broker node answered")
+
+    async def _redis_side(self, now: float) -> dict[str, float | int | None]:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xlen(keys.OUTBOX)
+        pipe.hgetall(keys.WORKER_HEARTBEATS)
+        for key in (keys.JOBS_EMAIL, keys.JOBS_IMPORT):
+            pipe.type(key)
+        outbox, beats, *types = await pipe.execute()
+        newest_beat = max((float(v) for v in beats.values()), default=None)
+        pending, oldest = 0, 0.0
+        for key, kind in zip((keys.JOBS_EMAIL, keys.JOBS_IMPORT), types, strict=True):
+            if kind == "stream":
+                pending += await self._redis.xlen(key)
+                first = await self._redis.xrange(key, count=1)
+                if first:
+                    oldest = max(oldest, now - int(first[0][0].split("-")[0]) / 1000)
+            elif kind == "list":
+                pending += await self._redis.llen(key)
+        return {
+            "outbox_length": outbox,
+            "worker_heartbeat_age_s": round(now - newest_beat, 3) if newest_beat else None,
+            "jobs_pending": pending,
+            "oldest_job_age_s": round(oldest, 3),
+        }
+
+    async def _send_canary(self, client: httpx.AsyncClient) -> None:
+        if self._canary_ticket is None:
+            return
+        key = f"{CANARY_PREFIX}{next(self._canaries)}-{int(time.time())}"
+        await client.post(
+            f"{self._endpoints.api}/tickets/{self._canary_ticket}/messages",
+            json={"body": "canary", "id": key},
+            headers={"Authorization": f"Bearer {self._token}"},
+        )

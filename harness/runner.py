@@ -1,0 +1,294 @@
+"""Running a scenario: steady -> inject -> outage -> recover -> settle and drain -> check.
+
+The runner owns the phases, the load, the observers and the probes; a scenario supplies the
+injection and the runbook. Whatever happens, every fault is reverted before the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from faults import base as fault_base
+from faults.base import Fault
+from harness import credentials
+from harness.alerts import AlertEvaluator, AlertRule
+from harness.checker import MessageVerdict, check_messages
+from harness.checks import Check
+from harness.history import History
+from harness.ledger import FaultLedger
+from harness.load import MessageLoad
+from harness.observer import EffectsObserver
+from harness.probes import Prober, ProbeSample
+from harness.report import RunResult, write_report
+from harness.scenario import Scenario
+from harness.stack import Stack
+from harness.timeline import Timeline
+
+LOAD_AGENT = "load-agent"
+
+
+class HarnessError(RuntimeError):
+    """The harness could not do its part (inject, revert, reach the stack): verdict `error`."""
+
+
+@dataclass
+class Run:
+    """Everything a scenario step may use, and the record of what happened."""
+
+    scenario: Scenario
+    stack: Stack
+    profile: str
+    seed: int
+    rng: random.Random
+    history: History
+    timeline: Timeline
+    ledger: FaultLedger
+    metrics: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float | None] = field(
+        default_factory=lambda: {"time_to_detect_s": None, "time_to_recover_s": None, "replay_s": None}
+    )
+    tickets: list[int] = field(default_factory=list)
+    load: MessageLoad | None = None
+    prober: Prober | None = None
+    observer: EffectsObserver | None = None
+    alerts: AlertEvaluator | None = None
+    injected_at: float | None = None  # run time (t) of the first injection
+    recovered_at_wall: float | None = None  # when the runbook finished (wall clock)
+    _applied: list[tuple[Fault, str]] = field(default_factory=list)
+
+    # -- helpers for scenario steps ----------------------------------------------------------------
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking call (Docker, compose) without stalling the load."""
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    async def inject(self, fault: Fault, note: str = "") -> None:
+        """Apply a fault: ledger first, then the fault, then the timeline."""
+        if self.injected_at is None:
+            self.injected_at = self.timeline.elapsed()
+        try:
+            entry = await self.call(fault_base.apply, fault, self.stack, self.ledger)
+        except Exception as exc:
+            raise HarnessError(f"injecting {fault.describe()} failed: {exc}") from exc
+        self._applied.append((fault, entry))
+        self.timeline.add("fault", note or f"injected {fault.describe()}", fault=fault.record())
+
+    async def revert_faults(self) -> None:
+        """Revert every fault still applied, newest first."""
+        while self._applied:
+            fault, entry = self._applied.pop()
+            try:
+                await self.call(fault_base.revert, fault, self.stack, self.ledger, entry)
+            except Exception as exc:
+                raise HarnessError(f"reverting {fault.describe()} failed: {exc}") from exc
+            self.timeline.add("revert", f"reverted {fault.describe()}")
+
+    def action(self, message: str, **data: Any) -> None:
+        """A runbook action, as the on-call engineer would log it."""
+        self.timeline.add("action", message, **data)
+
+    def symptom(self, message: str, **data: Any) -> None:
+        """Something the harness observed from the system itself."""
+        self.timeline.add("symptom", message, **data)
+
+    def mark_recovered(self, message: str = "runbook done; system serving again") -> None:
+        self.recovered_at_wall = time.time()
+        if self.injected_at is not None:
+            self.timings["time_to_recover_s"] = round(self.timeline.elapsed() - self.injected_at, 3)
+        self.timeline.add("recovered", message)
+
+    def latest_sample(self) -> ProbeSample | None:
+        return self.prober.samples[-1] if self.prober and self.prober.samples else None
+
+
+ProgressCallback = Callable[[Run], None]
+
+
+async def _create_tickets(api_url: str, count: int, subject: str = "load") -> list[int]:
+    headers = {"Authorization": f"Bearer {credentials.agent_token(LOAD_AGENT)}"}
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as client:
+        ids = []
+        for n in range(count):
+            reply = await client.post(
+                "/tickets", json={"subject": f"{subject} {n}", "customer": f"customer{n}@example.test"}
+            )
+            if reply.status_code != 201:
+                raise HarnessError(f"could not create a ticket: HTTP {reply.status_code} {reply.text[:200]}")
+            ids.append(int(reply.json()["id"]))
+        return ids
+
+
+async def _drain(run: Run, verdict_of: Callable[[], MessageVerdict], timeout: float) -> None:
+    """Wait until every acknowledged message was observed, or the timeout."""
+    assert run.observer is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        await run.observer.read_available()
+        verdict = verdict_of()
+        if verdict.lost == 0:
+            run.timeline.add("note", f"drained: all {verdict.acked} acknowledged messages observed")
+            return
+        if time.monotonic() > deadline:
+            run.timeline.add("note", f"drain timed out with {verdict.lost} acknowledged messages unobserved")
+            return
+        await asyncio.sleep(1)
+
+
+def new_run(scenario: Scenario, stack: Stack, profile: str, seed: int) -> Run:
+    return Run(
+        scenario=scenario,
+        stack=stack,
+        profile=profile,
+        seed=seed,
+        rng=random.Random(seed),
+        history=History(),
+        timeline=Timeline(),
+        ledger=FaultLedger(),
+    )
+
+
+async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
+    """Run the phases; raises HarnessError (or anything unexpected) when the harness fails."""
+    scenario, stack, profile, timing = run.scenario, run.stack, run.profile, run.scenario.timing
+    stop_load, stop_watch = asyncio.Event(), asyncio.Event()
+    background: list[asyncio.Task[None]] = []
+    try:
+        run.timeline.enter("setup")
+        settings = scenario.settings(profile)
+        await run.call(stack.configure, settings)
+        await run.call(stack.wait_healthy, 240)
+        run.timeline.add("note", f"profile {profile}: {settings}")
+        endpoints = await run.call(stack.endpoints)
+        run.tickets = await _create_tickets(endpoints.api, timing.tickets)
+        canary = (await _create_tickets(endpoints.api, 1, subject="canary"))[0]
+        await scenario.prepare(run)
+
+        run.observer = EffectsObserver(endpoints.redis, run.history)
+        await run.observer.start_from_now()
+        run.prober = Prober(endpoints, run.timeline.elapsed, canary, credentials.agent_token(LOAD_AGENT))
+        run.load = MessageLoad(
+            endpoints.api,
+            credentials.agent_token(LOAD_AGENT),
+            run.history,
+            run.rng,
+            timing.message_rate,
+            run.tickets,
+        )
+        background = [
+            asyncio.create_task(run.observer.run(stop_watch)),
+            asyncio.create_task(run.prober.run(stop_watch)),
+            asyncio.create_task(run.load.run(stop_load)),
+            asyncio.create_task(_feed_canaries(run, stop_watch)),
+        ]
+        if progress:
+            background.append(asyncio.create_task(_report_progress(run, progress, stop_watch)))
+
+        run.timeline.enter("steady")
+        await run.sleep(timing.steady_s)
+
+        run.timeline.enter("inject")
+        _watch_alerts(run, scenario.alert_rules(profile))
+        await scenario.inject(run)
+        run.timeline.enter("outage")
+        await scenario.during_outage(run)
+        run.timeline.enter("recover")
+        await scenario.recover(run)
+        await run.revert_faults()
+        if run.recovered_at_wall is None:
+            run.mark_recovered()
+        await run.sleep(timing.after_recovery_s)
+
+        run.timeline.enter("settle")
+        stop_load.set()
+        await background[2]
+        await run.call(stack.wait_healthy, 240)
+        await _drain(run, lambda: check_messages(run.history, op_kind="post_message"), timing.drain_timeout_s)
+    finally:
+        stop_load.set()
+        stop_watch.set()
+        await asyncio.gather(*background, return_exceptions=True)
+        try:
+            await run.revert_faults()
+        finally:
+            if run.observer:
+                await run.observer.close()
+
+
+def _watch_alerts(run: Run, rules: list[AlertRule]) -> None:
+    def fired(rule: AlertRule, sample: ProbeSample) -> None:
+        run.timeline.add("alert", f"alert {rule.name} fired: {rule.description}", rule=rule.name)
+        if run.timings["time_to_detect_s"] is None and run.injected_at is not None:
+            run.timings["time_to_detect_s"] = round(max(0.0, sample.t - run.injected_at), 3)
+
+    assert run.prober is not None
+    run.alerts = AlertEvaluator(rules, fired)
+    run.prober.listeners.append(run.alerts)
+
+
+async def _feed_canaries(run: Run, stop: asyncio.Event) -> None:
+    """Hand the prober every canary the observer saw processed."""
+    seen = 0
+    while not stop.is_set():
+        observations = run.history.observation_columns("canary_processed")
+        for at in observations.at[seen:]:
+            run.prober.canary_processed(at)  # type: ignore[union-attr]
+        seen = len(observations.at)
+        await asyncio.sleep(0.5)
+
+
+async def _report_progress(run: Run, progress: ProgressCallback, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        progress(run)
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except TimeoutError:
+            pass
+
+
+def judge(run: Run) -> tuple[str, list[Check], MessageVerdict]:
+    """The checks every run gets (messages) plus the scenario's own; verdict held or deviated."""
+    verdict = check_messages(run.history, op_kind="post_message")
+    if run.recovered_at_wall is not None:
+        replay = verdict.replay_seconds(run.recovered_at_wall)
+        run.timings["replay_s"] = round(replay, 3) if replay is not None else None
+    checks = verdict.to_checks() + run.scenario.checks(run)
+    return ("held" if all(c.passed for c in checks) else "deviated"), checks, verdict
+
+
+def run_scenario(
+    scenario: Scenario,
+    stack: Stack,
+    profile: str = "hardened",
+    seed: int = 1,
+    report_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Run a scenario to its verdict and write its report; a harness failure gives verdict `error`."""
+    started = time.monotonic()
+    run = new_run(scenario, stack, profile, seed)
+    error: str | None = None
+    try:
+        asyncio.run(execute(run, progress))
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        run.timeline.add("error", f"harness failed: {error}", traceback=traceback.format_exc()[-4000:])
+    if error is None:
+        verdict, checks, messages = judge(run)
+    else:
+        verdict, checks, messages = "error", [], check_messages(run.history, op_kind="post_message")
+    result = RunResult.from_run(run, verdict, checks, messages, time.monotonic() - started, error)
+    if report_dir is not None:
+        write_report(result, run, report_dir)
+    return result

@@ -1,0 +1,1 @@
+"""The toy helpdesk HTTP api: tickets, messages, views, agents, bulk actions, failpoints."""

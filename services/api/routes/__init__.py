@@ -1,0 +1,1 @@
+"""The api's routes, one module per area."""

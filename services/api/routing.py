@@ -1,0 +1,55 @@
+"""Route classes that authenticate before FastAPI reads the body.
+
+`AgentRoute` accepts any valid token (admin included), `AdminRoute` only the admin token.
+Agent routes are also where the `api.latency_ms` failpoint holds successful answers back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+
+from services.api.auth import authenticate, require_admin
+from services.api.context import context_of
+
+
+class _AuthenticatedRoute(APIRoute):
+    admin_only: ClassVar[bool] = False
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+        admin_only = self.admin_only
+
+        async def authenticated(request: Request) -> Response:
+            context = context_of(request)
+            caller = authenticate(request.headers.get("authorization"), context.settings)
+            if admin_only:
+                require_admin(caller)
+            request.state.caller = caller
+            response = await handler(request)
+            if not admin_only:
+                # After the work, so requests refused by validation never need Redis; admin
+                # routes are exempt so a drill can always switch the failpoint off again.
+                await context.failpoints.hold_if_asked()
+            return response
+
+        return authenticated
+
+
+class AgentRoute(_AuthenticatedRoute):
+    admin_only = False
+
+
+class AdminRoute(_AuthenticatedRoute):
+    admin_only = True
+
+
+def agent_router() -> APIRouter:
+    return APIRouter(route_class=AgentRoute)
+
+
+def admin_router() -> APIRouter:
+    return APIRouter(route_class=AdminRoute)

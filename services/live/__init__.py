@@ -1,0 +1,1 @@
+"""The live-update websocket server, its protocol and a reference client."""

@@ -1,0 +1,3 @@
+from services.live.server import main
+
+main()

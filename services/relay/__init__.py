@@ -1,0 +1,1 @@
+"""The outbox relay: publishes the api's spooled events to RabbitMQ, in order, with publisher confirms."""

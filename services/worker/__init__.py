@@ -1,0 +1,1 @@
+"""The worker: consumes events from RabbitMQ into effects, and runs the background email jobs."""

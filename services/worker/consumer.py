@@ -1,0 +1,156 @@
+"""The event consumer: RabbitMQ deliveries -> effects in Redis, across broker outages.
+
+It connects through `broker.connect` (any of the three nodes), consumes the events queue and,
+with bulk isolation, the bulk queue on a second channel with a smaller prefetch, so bulk work
+cannot crowd out ordinary messages. When the cluster goes away it reconnects with jittered
+backoff for as long as it takes.
+
+Acknowledgement: with `ack_after_work` the delivery is acked only after its effects are stored
+(and nacked back to the queue when they fail); without it the worker consumes with auto-ack, so
+the broker forgets each message as soon as it is sent and a dying worker loses what it held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
+from services.common import broker
+from services.common.backoff import Backoff
+from services.common.config import Settings
+from services.common.events import Event, EventError
+from services.common.failpoints import FailpointCache
+from services.worker import metrics
+from services.worker.apply import EffectApplier
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2
+
+
+def bulk_prefetch(prefetch: int) -> int:
+    """Bulk is the lower-priority path: a fifth of the ordinary prefetch, at least one."""
+    return max(1, prefetch // 5)
+
+
+class EventConsumer:
+    def __init__(self, settings: Settings, applier: EffectApplier, failpoints: FailpointCache) -> None:
+        self._settings = settings
+        self._applier = applier
+        self._failpoints = failpoints
+        self._manual_ack = settings.ack_after_work
+        self._stop = threading.Event()
+        self._connection: pika.BlockingConnection | None = None
+        self._consumers: list[tuple[BlockingChannel, str]] = []
+        self._effects_backoff = Backoff(base=0.2, cap=5.0)
+        self._cool_until = 0.0  # after a failed effect, hold consumption so a broken Redis is not hammered
+        self.node: str | None = None
+        self.counts = {"applied": 0, "duplicate": 0, "malformed": 0, "failed": 0}
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and self._connection.is_open
+
+    def run(self) -> None:
+        reconnect = Backoff(base=0.2, cap=5.0)
+        while not self._stop.is_set():
+            try:
+                self._connect()
+                reconnect.reset()
+                self._consume()
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                log.warning("broker connection lost or refused: %r", exc)
+            finally:
+                self._disconnect()
+            if not self._stop.is_set():
+                delay = reconnect.next_delay()
+                log.info("reconnecting to the cluster in %.2fs", delay)
+                self._stop.wait(delay)
+
+    def _connect(self) -> None:
+        self._connection = broker.connect(self._settings)
+        params = getattr(getattr(self._connection, "_impl", None), "params", None)
+        self.node = getattr(params, "host", None)
+        metrics.BROKER_RECONNECTS.inc()
+        metrics.BROKER_CONNECTED.set(1)
+        log.info("connected to broker node %s (manual ack %s)", self.node, self._manual_ack)
+        channel = self._connection.channel()
+        broker.declare_topology(channel)
+        channel.close()
+
+    def _consume(self) -> None:
+        while not self._stop.is_set():
+            hold = bool(self._failpoints.get("worker.pause")) or time.monotonic() < self._cool_until
+            if hold and self._consumers:
+                self._cancel_consumers()
+            elif not hold and not self._consumers:
+                self._start_consumers()
+            self._connection.process_data_events(time_limit=POLL_S)
+
+    def _start_consumers(self) -> None:
+        queues = [(broker.EVENTS_QUEUE, self._settings.worker_prefetch)]
+        if self._settings.bulk_isolation:
+            queues.append((broker.BULK_QUEUE, bulk_prefetch(self._settings.worker_prefetch)))
+        for queue, prefetch in queues:
+            channel = self._connection.channel()
+            channel.basic_qos(prefetch_count=prefetch)
+            tag = channel.basic_consume(queue, self._on_message, auto_ack=not self._manual_ack)
+            self._consumers.append((channel, tag))
+
+    def _cancel_consumers(self) -> None:
+        consumers, self._consumers = self._consumers, []
+        for channel, tag in consumers:
+            # Manual ack: pika nacks (requeues) what arrived but was not handled yet. Auto-ack: the
+            # broker already counts those as done, so they are handled now rather than dropped.
+            for method, properties, body in channel.basic_cancel(tag) or []:
+                self._on_message(channel, method, properties, body)
+            channel.close()
+
+    def _disconnect(self) -> None:
+        connection, self._connection, self._consumers = self._connection, None, []
+        metrics.BROKER_CONNECTED.set(0)
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(Exception):  # already broken
+                connection.close()  # unacked deliveries go back to their queue
+
+    def _on_message(self, channel: BlockingChannel, method: Any, _properties: Any, body: bytes) -> None:
+        tag = method.delivery_tag
+        try:
+            event = Event.decode(body)
+            if self._failpoints.get("worker.fail_effects"):
+                raise RuntimeError("failpoint worker.fail_effects is set")
+            outcome = self._applier.apply(event)
+        except EventError as exc:
+            # Redelivering a malformed event would only fail again: reject it for good.
+            log.error("rejecting malformed event: %s", exc)
+            metrics.MALFORMED.inc()
+            self.counts["malformed"] += 1
+            if self._manual_ack:
+                channel.basic_reject(tag, requeue=False)
+            return
+        except Exception as exc:
+            metrics.EVENT_ERRORS.inc()
+            self.counts["failed"] += 1
+            self._cool_until = time.monotonic() + self._effects_backoff.next_delay()
+            if self._manual_ack:
+                log.warning("effects failed, event requeued: %s", exc)
+                channel.basic_nack(tag, requeue=True)
+            else:
+                log.error("effects failed and the event was auto-acked: it is lost: %s", exc)
+            return
+        if self._manual_ack:
+            channel.basic_ack(tag)
+        self._effects_backoff.reset()
+        result = "applied" if outcome.applied else "duplicate"
+        self.counts[result] += 1
+        metrics.EVENTS.labels(event.type, result).inc()

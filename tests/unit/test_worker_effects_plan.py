@@ -1,0 +1,95 @@
+"""The atomic step the worker runs per event: which keys it touches and which switches shape it."""
+
+import dataclasses
+import json
+
+import pytest
+
+from services.common import effects, keys
+from services.common.config import Settings
+from services.common.events import MESSAGE_CREATED, TICKET_BULK_UPDATED, Event, EventError
+from services.worker.apply import DEFAULT_VIEW, bulk_status, script_call
+from services.worker.consumer import bulk_prefetch
+from services.worker.jobs import EMAIL_DELIVERY, Job
+
+HARDENED = Settings()
+VULNERABLE = dataclasses.replace(HARDENED, idempotent_consumer=False, reliable_jobs=False)
+
+# Positions of the message.created script's arguments.
+GUARD, MESSAGE_ID, PROCESSED_EFFECT, BOT_EFFECT, VIEW, VIEW_EFFECT, JOB_MODE, JOB = 0, 2, 3, 4, 5, 6, 7, 8
+
+
+def _message(**data) -> Event:
+    return Event(MESSAGE_CREATED, 42, event_id="ev-1", message_id="msg-1", data=data)
+
+
+def _pairs(flat_json: str) -> dict[str, str]:
+    flat = json.loads(flat_json)
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def test_the_idempotent_consumer_guards_the_step_with_the_events_processed_marker():
+    call = script_call(_message(), HARDENED)
+    assert call.keys[0] == keys.processed_event("ev-1")
+    assert call.args[GUARD] == "1"
+
+
+def test_without_the_idempotent_consumer_a_redelivered_event_applies_again():
+    assert script_call(_message(), VULNERABLE).args[GUARD] == "0"
+
+
+def test_a_message_is_appended_to_its_tickets_thread_and_logged_as_processed():
+    call = script_call(_message(), HARDENED)
+    assert keys.ticket_thread(42) in call.keys
+    assert call.args[MESSAGE_ID] == "msg-1"
+    processed = _pairs(call.args[PROCESSED_EFFECT])
+    assert processed["kind"] == effects.PROCESSED
+    assert (processed["event_id"], processed["ticket_id"], processed["message_id"]) == ("ev-1", "42", "msg-1")
+
+
+def test_the_email_delivery_job_is_queued_in_the_same_step():
+    job = Job(EMAIL_DELIVERY, {"message_id": "msg-1"}, job_id="job-1")
+    reliable = script_call(_message(), HARDENED, job)
+    assert keys.JOBS_EMAIL in reliable.keys
+    assert reliable.args[JOB_MODE] == "stream"
+    assert _pairs(reliable.args[JOB])["job_id"] == "job-1"
+    naive = script_call(_message(), VULNERABLE, job)
+    assert naive.args[JOB_MODE] == "list"
+    assert Job.from_json(naive.args[JOB]) == job
+
+
+def test_only_a_bot_conversation_gets_an_automated_reply():
+    assert script_call(_message(), HARDENED).args[BOT_EFFECT] == ""
+    reply = _pairs(script_call(_message(bot=True), HARDENED).args[BOT_EFFECT])
+    assert reply["kind"] == effects.BOT_REPLY
+
+
+def test_the_view_count_goes_to_the_events_view_or_the_inbox():
+    assert script_call(_message(view="urgent"), HARDENED).args[VIEW] == "urgent"
+    call = script_call(_message(), HARDENED)
+    assert call.args[VIEW] == DEFAULT_VIEW
+    assert _pairs(call.args[VIEW_EFFECT])["kind"] == effects.VIEW_COUNT_UPDATED
+
+
+def test_a_message_event_without_a_message_id_cannot_apply():
+    with pytest.raises(EventError):
+        script_call(Event(MESSAGE_CREATED, 1), HARDENED)
+
+
+def test_a_bulk_event_sets_the_tickets_status_and_logs_it():
+    event = Event(TICKET_BULK_UPDATED, 9, event_id="bulk-1", data={"status": "pending"})
+    call = script_call(event, HARDENED)
+    assert call.keys[:2] == [keys.processed_event("bulk-1"), keys.ticket(9)]
+    assert "pending" in call.args
+    assert _pairs(call.args[-1])["kind"] == effects.BULK_APPLIED
+
+
+def test_a_bulk_action_may_name_the_status_it_implies():
+    assert bulk_status(Event(TICKET_BULK_UPDATED, 1, data={"action": "close"})) == "closed"
+    with pytest.raises(EventError):
+        bulk_status(Event(TICKET_BULK_UPDATED, 1, data={"action": "explode"}))
+
+
+def test_bulk_consumption_takes_a_smaller_share_of_deliveries():
+    assert bulk_prefetch(50) == 10
+    assert bulk_prefetch(1) == 1
