@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.checker import check_live, check_messages  # noqa: E402
-from harness.history import History  # noqa: E402
+from harness.checker import check_live, check_messages
+from harness.history import History
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -44,7 +44,9 @@ def build_message_history(ops: int, rng: random.Random) -> tuple[History, dict[s
     """Record `ops` post_message operations and their effects through the public API."""
     history = History()
     tickets = max(1, ops // 50)
-    planted = dict.fromkeys(("lost", "duplicated", "failed_but_observed", "recovered", "overtaken", "retried"), 0)
+    planted = dict.fromkeys(
+        ("lost", "duplicated", "failed_but_observed", "recovered", "overtaken", "retried"), 0
+    )
     overtaken: list[tuple[str, float]] = []
     made = 0
     while made < ops:
@@ -60,7 +62,9 @@ def build_message_history(ops: int, rng: random.Random) -> tuple[History, dict[s
         elif roll < 0.035:
             op.info("timeout")
             if rng.random() < 0.3 and made < ops:  # retried with the same key, and got through
-                history.invoke(f"client-{made % 64}", "post_message", key, ticket_id=ticket, attempt=2).ok(status=202)
+                history.invoke(f"client-{made % 64}", "post_message", key, ticket_id=ticket, attempt=2).ok(
+                    status=202
+                )
                 made += 1
                 planted["retried"] += 1
                 observed = True
@@ -91,34 +95,41 @@ def build_message_history(ops: int, rng: random.Random) -> tuple[History, dict[s
 
 
 def build_live_history(history: History, updates: int, rng: random.Random) -> None:
-    """Clients on two channels; a few skipped and repeated updates, a few resets."""
+    """100 clients on two channels; a few missed and repeated updates, reconnects, snapshot resets."""
     clients = [f"agent-{n}" for n in range(100)]
     per_stream = max(1, updates // (len(clients) * 2))
     now = time.time()
     for client in clients:
         for channel in ("views", "typing"):
-            session = 1
-            for seq in range(1, per_stream + 1):
+            session, seq = 1, 0
+            while seq < per_stream:
+                seq += 1
                 roll = rng.random()
+                extra = {}
                 if roll < 0.0005:
                     continue  # a missed update: a gap
                 if roll < 0.001:
-                    session += 1  # reconnected
-                extra = {"reset": True} if roll < 0.0002 else {}
-                history.observe(
-                    "live_update",
-                    f"{channel}:{seq}",
-                    now + seq * 0.001,
-                    client=client,
-                    channel=channel,
-                    seq=seq,
-                    session=session,
-                    **extra,
-                )
+                    session, seq = session + 1, seq + 5  # reconnected too late to resume: a snapshot
+                    extra = {"reset": True}
+                elif roll < 0.0015:
+                    session += 1  # reconnected and resumed
+                for _ in range(2 if roll > 0.9995 else 1):  # now and then delivered twice
+                    history.observe(
+                        "live_update",
+                        f"{channel}:{seq}",
+                        now + seq * 0.001,
+                        client=client,
+                        channel=channel,
+                        seq=seq,
+                        session=session,
+                        **extra,
+                    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ops", type=int, default=1_000_000)
     parser.add_argument("--live-updates", type=int, default=200_000)
     parser.add_argument("--jsonl", action="store_true", help="also time export to and import from JSON lines")
@@ -135,8 +146,13 @@ def main() -> None:
     rss_history = _rss_bytes() - rss_before
     records = history.op_count + history.observation_count
     print(f"history: {history.op_count:,} operations, {history.observation_count:,} observations")
-    print(f"  build (recording through the API, incl. synthetic data): {build_s:.2f}s, {records / build_s:,.0f} records/s")
-    print(f"  resident memory of the history: {_mib(rss_history)}, {rss_history / records:.0f} bytes per record")
+    print(
+        f"  build (recording through the API, incl. synthetic data): {build_s:.2f}s,"
+        f" {records / build_s:,.0f} records/s"
+    )
+    print(
+        f"  resident memory of the history: {_mib(rss_history)}, {rss_history / records:.0f} bytes per record"
+    )
     print(f"  planted: {planted}")
 
     started = time.perf_counter()
@@ -158,10 +174,14 @@ def main() -> None:
         started = time.perf_counter()
         live_verdict = check_live(live, reference_at=time.time())
         live_s = time.perf_counter() - started
-        print(f"check_live: {live.observation_count:,} updates in {live_s:.2f}s, {live.observation_count / live_s:,.0f}/s")
+        print(
+            f"check_live: {live.observation_count:,} updates in {live_s:.2f}s,"
+            f" {live.observation_count / live_s:,.0f} updates/s"
+        )
         print(
             f"  gaps={live_verdict.gaps} missed={live_verdict.missed} duplicates={live_verdict.duplicates}"
-            f" resets={live_verdict.resets} sessions={live_verdict.sessions} laggards={live_verdict.laggard_count}"
+            f" resets={live_verdict.resets} missed_across_reset={live_verdict.missed_across_reset}"
+            f" sessions={live_verdict.sessions} laggards={live_verdict.laggard_count}"
         )
 
     if args.jsonl:
@@ -175,7 +195,10 @@ def main() -> None:
             loaded = History.read_jsonl(path)
             read_s = time.perf_counter() - started
             same = check_messages(loaded).as_summary() == verdict.as_summary()
-            print(f"jsonl: {_mib(size)}, write {write_s:.2f}s, read {read_s:.2f}s, same verdict after reload: {same}")
+            print(
+                f"jsonl: {_mib(size)}, write {write_s:.2f}s, read {read_s:.2f}s,"
+                f" same verdict after reload: {same}"
+            )
 
     print(f"peak resident memory of the process: {_mib(_peak_rss_bytes())}")
 

@@ -19,7 +19,7 @@ same host kernel as the harness, so the wall clocks agree to well under a millis
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, filterfalse, repeat
 from operator import and_, eq, is_not, ne, sub
@@ -137,7 +137,9 @@ class MessageVerdict:
     ) -> list[Check]:
         """Pass/fail checks; replay and latency are checked only when given a budget."""
         checks = [
-            Check(f"{label}.lost", self.lost == 0, _counted(self.lost, self.lost_keys), "0 acknowledged lost"),
+            Check(
+                f"{label}.lost", self.lost == 0, _counted(self.lost, self.lost_keys), "0 acknowledged lost"
+            ),
             Check(
                 f"{label}.unexpected",
                 self.unexpected == 0,
@@ -211,39 +213,38 @@ def check_messages(
     first_seen: dict[str, int] = {}
     positions = range(len(effect_keys))
     # setdefault returns an earlier position for a key seen before: those are the repeats.
-    repeated_at = list(compress(positions, map(ne, map(first_seen.setdefault, effect_keys, positions), positions)))
+    repeated_at = list(
+        compress(positions, map(ne, map(first_seen.setdefault, effect_keys, positions), positions))
+    )
     repeats = Counter(map(effect_keys.__getitem__, repeated_at))
 
-    acked_keys, unknown_keys, failed_keys = (
-        list(compress(best, map(eq, best.values(), repeat(rank)))) for rank in (_ACKED, _UNKNOWN, _FAILED)
-    )
+    ranks = list(best.values())
     seen = first_seen.__contains__
-    acked_seen = list(filter(seen, acked_keys))
-    lost_keys = list(filterfalse(seen, acked_keys))
-    unknown_seen = list(filter(seen, unknown_keys))
-    failed_seen = list(filter(seen, failed_keys))
+    lost_keys = list(filterfalse(seen, compress(best, map(eq, ranks, repeat(_ACKED)))))
     unexpected_keys = list(filterfalse(best.__contains__, first_seen))
 
-    delivered = acked_seen + unknown_seen + failed_seen
-    effect_at = map(effects.at.__getitem__, map(first_seen.__getitem__, delivered))
-    invoked_at = map(ops.invoke_wall.__getitem__, map(first_attempt.__getitem__, delivered))
-    latencies = list(map(sub, effect_at, invoked_at))
-    last_acked_effect_at = max(map(effects.at.__getitem__, map(first_seen.__getitem__, acked_seen)), default=None)
+    # Attempted keys that took effect, in invocation order, with their positions and times.
+    delivered = _Delivered(list(filter(seen, best)), first_attempt, first_seen)
+    delivered_ranks = list(map(best.__getitem__, delivered.keys))
+    effect_times = list(map(effects.at.__getitem__, delivered.positions))
+    latencies = list(map(sub, effect_times, map(ops.invoke_wall.__getitem__, delivered.first_attempts)))
+    last_acked_effect_at = max(compress(effect_times, map(eq, delivered_ranks, repeat(_ACKED))), default=None)
+    failed_seen = list(compress(delivered.keys, map(eq, delivered_ranks, repeat(_FAILED))))
 
-    violations, violation_sample = _order_violations(attempts, first_seen, ops, sample_size)
+    violations, violation_sample = _order_violations(attempts, delivered, ops, sample_size)
     return MessageVerdict(
         effect_kind=effect_kind,
         dedupe_allowed=dedupe_allowed,
         operations=attempts.operations,
         attempted=len(best),
-        acked=len(acked_keys),
-        failed=len(failed_keys),
-        unknown=len(unknown_keys),
-        delivered=len(delivered),
+        acked=ranks.count(_ACKED),
+        failed=ranks.count(_FAILED),
+        unknown=ranks.count(_UNKNOWN),
+        delivered=len(delivered.keys),
         lost=len(lost_keys),
         unexpected=len(unexpected_keys),
         duplicated=len(repeats),
-        recovered=len(unknown_seen),
+        recovered=delivered_ranks.count(_UNKNOWN),
         failed_but_observed=len(failed_seen),
         extra_applications=sum(repeats.values()),
         order_violations=violations,
@@ -262,11 +263,14 @@ class _Attempts:
 
     def __init__(self, ops: OpColumns, op_kind: str | None) -> None:
         keys, outcome, complete_mono = ops.key, ops.outcome, ops.complete_mono_ns
-        wanted = map(is_not, keys, repeat(None))
-        if op_kind is not None:
-            wanted = map(and_, wanted, map(eq, ops.kind, repeat(op_kind)))
-        chosen = list(compress(range(len(keys)), wanted))
-        chosen_keys = list(map(keys.__getitem__, chosen))
+        chosen: Sequence[int] = range(len(keys))
+        chosen_keys = keys
+        if op_kind is not None or None in keys:
+            wanted = map(is_not, keys, repeat(None))
+            if op_kind is not None:
+                wanted = map(and_, wanted, map(eq, ops.kind, repeat(op_kind)))
+            chosen = list(compress(chosen, wanted))
+            chosen_keys = list(map(keys.__getitem__, chosen))
         self.operations = len(chosen)
         self._ops = ops
         # Index order is invocation order, so setdefault keeps each key's first attempt, in run order,
@@ -284,10 +288,8 @@ class _Attempts:
         for key in retried:
             self.best[key] = 0
             self._retried_ack[key] = None
-        for index in chosen:
+        for index in compress(chosen, map(retried.__contains__, chosen_keys)):
             key = keys[index]
-            if key not in retried:
-                continue
             code = outcome[index]
             self.best[key] = max(self.best[key], _RANK_TABLE[code])
             if code == OK:
@@ -303,8 +305,17 @@ class _Attempts:
         return self._ops.complete_mono_ns[index] if self._ops.outcome[index] == OK else None
 
 
+class _Delivered:
+    """Keys that took effect, in invocation order, with their first attempt and first effect position."""
+
+    def __init__(self, keys: list[str], first_attempt: dict[str, int], first_seen: dict[str, int]) -> None:
+        self.keys = keys
+        self.first_attempts = list(map(first_attempt.__getitem__, keys))
+        self.positions = list(map(first_seen.__getitem__, keys))
+
+
 def _order_violations(
-    attempts: _Attempts, first_seen: dict[str, int], ops: OpColumns, sample_size: int
+    attempts: _Attempts, delivered: _Delivered, ops: OpColumns, sample_size: int
 ) -> tuple[int, list[OrderViolation]]:
     """Per ticket: if A was acked before B was first invoked, A's effect must precede B's.
 
@@ -313,14 +324,10 @@ def _order_violations(
     observed keys by invocation time, folding in the acks that happened before each; B violates
     when its effect precedes the latest effect among those acked messages.
     """
-    tickets = ops.ticket
-    first = attempts.first
-    observed = list(filter(first_seen.__contains__, first))  # in invocation order
+    ticket_of = list(map(ops.ticket.__getitem__, delivered.first_attempts))
     latest_position: dict[Any, int] = {}
     suspects: set[Any] = set()
-    for ticket, position in zip(
-        map(tickets.__getitem__, map(first.__getitem__, observed)), map(first_seen.__getitem__, observed), strict=True
-    ):
+    for ticket, position in zip(ticket_of, delivered.positions, strict=True):
         if position < latest_position.get(ticket, -1):
             suspects.add(ticket)
         else:
@@ -329,29 +336,35 @@ def _order_violations(
     if not suspects:
         return 0, []
 
-    suspect_keys: dict[Any, list[str]] = {}
-    for key in observed:
-        ticket = tickets[first[key]]
-        if ticket in suspects:
-            suspect_keys.setdefault(ticket, []).append(key)
+    suspect = list(map(suspects.__contains__, ticket_of))
+    by_ticket: dict[Any, list[tuple[str, int]]] = {}
+    for key, ticket, position in zip(
+        compress(delivered.keys, suspect),
+        compress(ticket_of, suspect),
+        compress(delivered.positions, suspect),
+        strict=True,
+    ):
+        by_ticket.setdefault(ticket, []).append((key, position))
 
     invoke_mono = ops.invoke_mono_ns
     count = 0
     sample: list[OrderViolation] = []
-    for ticket, keys in suspect_keys.items():
+    for ticket, entries in by_ticket.items():
         acks = sorted(
-            (acked, first_seen[key], key) for key in keys if (acked := attempts.ack_mono(key)) is not None
+            (acked, position, key)
+            for key, position in entries
+            if (acked := attempts.ack_mono(key)) is not None
         )
         next_ack = 0
         latest, latest_key = -1, ""
-        for key in keys:  # already in invocation order
+        for key, position in entries:  # in invocation order
             invoked = invoke_mono[attempts.first[key]]
             while next_ack < len(acks) and acks[next_ack][0] < invoked:
                 _, acked_position, acked_key = acks[next_ack]
                 if acked_position > latest:
                     latest, latest_key = acked_position, acked_key
                 next_ack += 1
-            if first_seen[key] < latest:
+            if position < latest:
                 count += 1
                 if len(sample) < sample_size:
                     sample.append(OrderViolation(ticket, latest_key, key))
@@ -441,7 +454,12 @@ class LiveVerdict:
                     for g in self.gap_sample
                 ],
                 "laggards": [
-                    {"client": lag.client, "channel": lag.channel, "last_seq": lag.last_seq, "max": lag.channel_max}
+                    {
+                        "client": lag.client,
+                        "channel": lag.channel,
+                        "last_seq": lag.last_seq,
+                        "max": lag.channel_max,
+                    }
                     for lag in self.laggards
                 ],
             },
@@ -449,7 +467,9 @@ class LiveVerdict:
 
     def to_checks(self, label: str = "live", *, max_reconverge_s: float | None = None) -> list[Check]:
         gap_text = [f"{g.client}/{g.channel} {g.after_seq}->{g.next_seq}" for g in self.gap_sample]
-        lag_text = [f"{lag.client}/{lag.channel} at {lag.last_seq} of {lag.channel_max}" for lag in self.laggards]
+        lag_text = [
+            f"{lag.client}/{lag.channel} at {lag.last_seq} of {lag.channel_max}" for lag in self.laggards
+        ]
         checks = [
             Check(
                 f"{label}.gaps",
@@ -457,8 +477,15 @@ class LiveVerdict:
                 _counted(self.gaps, gap_text) + (f" ({self.missed} updates missed)" if self.gaps else ""),
                 "0 updates skipped without a snapshot reset",
             ),
-            Check(f"{label}.duplicates", self.duplicates == 0, str(self.duplicates), "0 updates received twice"),
-            Check(f"{label}.out_of_order", self.out_of_order == 0, str(self.out_of_order), "0 updates out of order"),
+            Check(
+                f"{label}.duplicates", self.duplicates == 0, str(self.duplicates), "0 updates received twice"
+            ),
+            Check(
+                f"{label}.out_of_order",
+                self.out_of_order == 0,
+                str(self.out_of_order),
+                "0 updates out of order",
+            ),
             Check(
                 f"{label}.reconverged",
                 self.laggard_count == 0,

@@ -14,4 +14,9 @@ class Check:
     expected: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "observed": self.observed, "expected": self.expected}
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "observed": self.observed,
+            "expected": self.expected,
+        }

@@ -76,7 +76,7 @@ def results_table(results: Sequence[RunResult]) -> Table:
 
 
 def print_result(result: RunResult, report_dir: Path | None = None) -> None:
-    out = Console()
+    out = Console(width=120)
     out.print(results_table([result]))
     for check in result.failed_checks:
         out.print(f"[red]failed[/red] {check.name}: {check.observed} (expected {check.expected})")

@@ -16,9 +16,9 @@ import threading
 import time
 from array import array
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import eq
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -283,7 +283,11 @@ class History:
             kinds, keys, ats, metas = self._obs_kind[:], self._obs_key[:], self._obs_at[:], self._obs_meta[:]
         if kind is not None and kinds.count(kind) != len(kinds):
             wanted = list(map(eq, kinds, repeat(kind)))
-            kinds, keys, metas = list(compress(kinds, wanted)), list(compress(keys, wanted)), list(compress(metas, wanted))
+            kinds, keys, metas = (
+                list(compress(kinds, wanted)),
+                list(compress(keys, wanted)),
+                list(compress(metas, wanted)),
+            )
             ats = array("d", compress(ats, wanted))
         unpacked = [_unpack_meta(m) if m else None for m in metas] if any(metas) else [None] * len(metas)
         return ObservationColumns(kind=kinds, key=keys, at=ats, meta=unpacked)
@@ -298,7 +302,13 @@ class History:
                 line = {"type": "op", **_record_dict(record)}
                 out.write(dumps(line) + "\n")
             for seen in self.observations():
-                line = {"type": "observation", "kind": seen.kind, "key": seen.key, "at": seen.at, "meta": seen.meta}
+                line = {
+                    "type": "observation",
+                    "kind": seen.kind,
+                    "key": seen.key,
+                    "at": seen.at,
+                    "meta": seen.meta,
+                }
                 out.write(dumps(line) + "\n")
 
     @classmethod
@@ -313,7 +323,9 @@ class History:
                     if entry["type"] == "op":
                         history._load_op(entry)
                     elif entry["type"] == "observation":
-                        history.observe(entry["kind"], entry["key"], float(entry["at"]), **entry.get("meta", {}))
+                        history.observe(
+                            entry["kind"], entry["key"], float(entry["at"]), **entry.get("meta", {})
+                        )
                     else:
                         raise ValueError(f"unknown type {entry['type']!r}")
                 except (KeyError, TypeError, ValueError) as exc:
@@ -352,4 +364,3 @@ def _record_dict(record: OpRecord) -> dict[str, Any]:
         "error": record.error,
         "meta": record.meta,
     }
-

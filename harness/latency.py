@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile of already sorted values: the smallest value with at least pct% at or below it."""
+    """Nearest-rank percentile of sorted values: the smallest with at least pct% of all at or below it."""
     if not sorted_values:
         raise ValueError("percentile of no values")
     if not 0 <= pct <= 100:

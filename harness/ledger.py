@@ -13,11 +13,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-DEFAULT_PATH = Path(".outage") / "ledger.jsonl"
+STATE_DIR = Path(".outage")
 
 
 def ledger_path() -> Path:
-    return Path(os.environ.get("OUTAGE_LEDGER", DEFAULT_PATH))
+    """One ledger per compose project, so two stacks on one machine never heal each other."""
+    from harness.compose import project_name
+
+    return Path(os.environ.get("OUTAGE_LEDGER", STATE_DIR / project_name() / "ledger.jsonl"))
 
 
 class FaultLedger:

@@ -3,6 +3,7 @@
 Options (each with an ini equivalent):
   --outage-use-running  / outage_use_running  use the stack that is up; never start or stop it
   --outage-keep-stack   / outage_keep_stack   leave the stack running after the session
+A stack that was already healthy when the session began is used and left running.
 Markers:
   @pytest.mark.incident("scenario-id")  the test replays that incident
   @pytest.mark.chaos                    the test injects faults into the stack
@@ -63,10 +64,14 @@ def outage_stack(request: pytest.FixtureRequest) -> Iterator[object]:
     keep = _flag(request.config, "outage_keep_stack")
     if use_running:
         stack.wait_healthy(timeout=240)
-    else:
+        yield stack
+        return
+    already_up = stack.status().healthy
+    if not already_up:
         stack.up(build=False)
     yield stack
-    if not (use_running or keep):
+    # Only a stack this session started is taken down again.
+    if not (already_up or keep):
         stack.down(volumes=True)
 
 
@@ -82,3 +87,50 @@ def stack(outage_stack: object) -> StackHandle:
         redis_url=endpoints.redis,
         admin_token=credentials.admin_token(),
     )
+
+
+@pytest.fixture
+def outage_history() -> object:
+    """An empty history to record operations and observations into."""
+    from harness.history import History
+
+    return History()
+
+
+@pytest.fixture
+def fault(stack: StackHandle) -> object:
+    """`with fault(KillContainer("worker")):` applies a fault for a block and always reverts it."""
+    from faults.base import injected
+
+    def apply(fault_to_inject: object) -> object:
+        return injected(fault_to_inject, stack.control)  # type: ignore[arg-type]
+
+    return apply
+
+
+@pytest.fixture
+def outage_run(request: pytest.FixtureRequest, stack: StackHandle, tmp_path_factory: pytest.TempPathFactory):
+    """Run a scenario and return its RunResult; the id defaults to the test's `incident` marker.
+
+    The report goes to a temporary folder (its path is in `result.report_dir`).
+    """
+    from harness.runner import run_scenario
+    from harness.scenario import scenario_class
+
+    marker = request.node.get_closest_marker("incident")
+
+    def run(scenario_id: str | None = None, profile: str = "hardened", seed: int = 1, **timing: float):
+        chosen = scenario_id or (marker.args[0] if marker else None)
+        if chosen is None:
+            raise pytest.UsageError("outage_run needs a scenario id or an @pytest.mark.incident(id) marker")
+        scenario = scenario_class(chosen)()
+        for name, value in timing.items():
+            if not hasattr(scenario.timing, name):
+                raise pytest.UsageError(f"unknown timing {name!r} for scenario {chosen}")
+            setattr(scenario.timing, name, value)
+        report_dir = tmp_path_factory.mktemp(f"{chosen}-{profile}")
+        result = run_scenario(scenario, stack.control, profile, seed, report_dir)  # type: ignore[arg-type]
+        result.details["report_dir"] = str(report_dir)
+        return result
+
+    return run

@@ -61,7 +61,9 @@ class LiveServer:
         self._reader_redis = aioredis.Redis.from_url(
             settings.redis_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=10
         )
-        self.fanout = Fanout(self._reader_redis, self.metrics)
+        # One read never brings more than half a send queue, so a burst alone cannot overflow a healthy client.
+        batch = max(1, min(500, settings.live_send_queue // 2))
+        self.fanout = Fanout(self._reader_redis, self.metrics, batch=batch)
 
     # --- HTTP -----------------------------------------------------------------------------------
 

@@ -41,7 +41,12 @@ class Relay:
         self._deferred_backoff = Backoff(base=0.2, cap=5.0)
         self._deferred_due = 0.0
         self._stop = threading.Event()
-        self._status: dict[str, Any] = {"last_error": None, "paused": False, "backlog": {}}
+        self._status: dict[str, Any] = {
+            "last_error": None,
+            "last_error_at": None,
+            "paused": False,
+            "backlog": {},
+        }
         self._gauges_at = 0.0
 
     def stop(self) -> None:
@@ -64,10 +69,14 @@ class Relay:
                 if not self._publish_batch():
                     self._publisher.idle(0.05)
                 self._backoff.reset()
-            except (BrokerUnavailable, PublishRefused, redis.RedisError) as exc:
+            except Exception as exc:  # broker, Redis or a bug: the relay backs off and keeps its events
                 self._status["last_error"] = f"{type(exc).__name__}: {exc}"
+                self._status["last_error_at"] = time.time()
                 delay = self._backoff.next_delay()
-                log.warning("relay backing off %.2fs: %s", delay, exc)
+                if isinstance(exc, BrokerUnavailable | PublishRefused | redis.RedisError):
+                    log.warning("relay backing off %.2fs: %s", delay, exc)
+                else:
+                    log.exception("relay backing off %.2fs after an unexpected error", delay)
                 self._publisher.idle(delay)
         self._publisher.close()
 

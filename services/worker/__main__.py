@@ -19,7 +19,7 @@ import redis
 from services.common import keys
 from services.common.config import Settings
 from services.common.failpoints import FailpointCache
-from services.common.http_status import start_status_server
+from services.common.http_status import DEFAULT_PORT, start_status_server
 from services.worker import jobs, metrics
 from services.worker.apply import EffectApplier
 from services.worker.consumer import EventConsumer
@@ -63,6 +63,9 @@ class Heartbeat:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pika logs every connection step, and each refused attempt with a traceback; the service logs
+    # every broker failure itself, once, in one line.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     settings = Settings.from_env()
     worker_id = os.environ.get("WORKER_ID") or socket.gethostname()
     runner_count = int(os.environ.get("JOB_RUNNERS") or 2)
@@ -85,7 +88,7 @@ def main() -> None:
             "last_heartbeat": heartbeat.last_beat,
         }
 
-    start_status_server("worker", settings, details)
+    start_status_server("worker", settings, port=_status_port(), details=details)
     _start_job_threads(settings, worker_id, runner_count, runner_client, runners, stop)
     threading.Thread(target=heartbeat.run, args=(stop,), name="heartbeat", daemon=True).start()
 
@@ -123,6 +126,10 @@ def _start_job_threads(
             daemon=True,
         )
         thread.start()
+
+
+def _status_port() -> int:
+    return int(os.environ.get("STATUS_PORT") or DEFAULT_PORT)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 PROCESSED_MARKER_TTL_S = 7 * 24 * 3600
 DEFAULT_VIEW = "inbox"
 BOT_REPLY_TEXT = "Thanks for writing in! An agent will get back to you shortly."
-# A bulk action named without an explicit status.
-_ACTION_STATUS = {"close": "closed", "reopen": "open", "open": "open", "snooze": "snoozed", "spam": "spam"}
+# What each bulk action of the api sets on a ticket.
+_ACTION_STATUS = {"close": "closed", "reopen": "open"}
 
 # KEYS: marker, thread, effects, view counts, email jobs
 # ARGV: guard, ttl, message id, processed effect, bot effect or "", view or "", view effect,
@@ -50,10 +50,10 @@ end
 return {1, count}
 """
 
-# KEYS: marker, ticket hash, effects.  ARGV: guard, ttl, status, bulk effect
+# KEYS: marker, ticket hash, effects.  ARGV: guard, ttl, ticket fields to set (flat JSON), bulk effect
 _BULK_UPDATED = """
 if ARGV[1] == '1' and not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then return {0, -1} end
-redis.call('HSET', KEYS[2], 'status', ARGV[3])
+redis.call('HSET', KEYS[2], unpack(cjson.decode(ARGV[3])))
 redis.call('XADD', KEYS[3], '*', unpack(cjson.decode(ARGV[4])))
 return {1, -1}
 """
@@ -81,12 +81,16 @@ def view_of(event: Event) -> str:
     return str(event.data.get("view") or DEFAULT_VIEW)
 
 
-def bulk_status(event: Event) -> str:
-    """The status a bulk action sets: data["status"], or the one its data["action"] implies."""
-    status = event.data.get("status") or _ACTION_STATUS.get(str(event.data.get("action", "")))
-    if not status:
-        raise EventError(f"bulk event {event.event_id} names neither a status nor a known action")
-    return str(status)
+def bulk_changes(event: Event) -> dict[str, str]:
+    """The ticket fields a bulk event sets: close/reopen set the status, tag sets the tag."""
+    action = str(event.data.get("action", ""))
+    if event.data.get("status"):
+        return {"status": str(event.data["status"])}
+    if action in _ACTION_STATUS:
+        return {"status": _ACTION_STATUS[action]}
+    if action == "tag" and event.data.get("tag"):
+        return {"tag": str(event.data["tag"])}
+    raise EventError(f"bulk event {event.event_id}: action {action!r} is not one the worker knows")
 
 
 def script_call(event: Event, settings: Settings, job: Job | None = None) -> ScriptCall:
@@ -94,13 +98,15 @@ def script_call(event: Event, settings: Settings, job: Job | None = None) -> Scr
     guard = "1" if settings.idempotent_consumer else "0"
     marker = keys.processed_event(event.event_id)
     if event.type == TICKET_BULK_UPDATED:
+        changes = bulk_changes(event)
+        action = str(event.data.get("action", "set"))
         effect = effects.effect_fields(
-            effects.BULK_APPLIED, event.event_id, event.ticket_id, status=bulk_status(event)
+            effects.BULK_APPLIED, event.event_id, event.ticket_id, action=action, **changes
         )
         return ScriptCall(
             _BULK_UPDATED,
             [marker, keys.ticket(event.ticket_id), keys.EFFECTS],
-            [guard, str(PROCESSED_MARKER_TTL_S), bulk_status(event), _flat(effect)],
+            [guard, str(PROCESSED_MARKER_TTL_S), _flat(changes), _flat(effect)],
         )
     if event.type != MESSAGE_CREATED or not event.message_id:
         raise EventError(

@@ -62,7 +62,7 @@ class Job:
             "job_id": self.job_id,
             "kind": self.kind,
             "payload": json.dumps(self.payload, separators=(",", ":")),
-            "enqueued_at": f"{self.enqueued_at:.6f}",
+            "enqueued_at": repr(self.enqueued_at),  # repr round-trips the float exactly
         }
 
     def to_json(self) -> str:
@@ -290,27 +290,39 @@ class JobHandler:
         )
 
     def _import(self, job: Job) -> bool:
+        """Store the email as a message on its ticket, the way the api stores one, with its event."""
         p = job.payload
         try:
             ticket_id = int(p["ticket_id"])
         except (KeyError, TypeError, ValueError):
-            raise JobError(f"import job {job.job_id} has no usable ticket_id") from None
+            raise JobError(
+                f"import job {job.job_id} has no usable ticket_id", job.kind, job.entry_id
+            ) from None
+        ticket_key, view, bot = self._client.hmget(keys.ticket(ticket_id), ["id", "view", "bot"])
+        if ticket_key is None:
+            raise JobError(
+                f"import job {job.job_id}: ticket {ticket_id} does not exist", job.kind, job.entry_id
+            )
+        # A fixed message id: a retried import finds the message stored and changes nothing.
         message_id = str(p.get("message_id") or f"email-{job.job_id}")
+        author = str(p.get("from", ""))
+        event = Event(
+            MESSAGE_CREATED,
+            ticket_id,
+            message_id=message_id,
+            data={"author": author, "bot": bot == "1", "view": view},
+        )
         message = {
             "id": message_id,
             "ticket_id": ticket_id,
             "body": str(p.get("body", "")),
-            "author": str(p.get("from", "")),
-            "subject": str(p.get("subject", "")),
+            "author": author,
+            "received_at": time.time(),
+            "event_id": event.event_id,
             "source": "email",
-            "created_at": time.time(),
         }
-        event = ""
-        if self._settings.outbox:
-            data = {"source": "email", "view": p.get("view", "inbox")}
-            event = Event(MESSAGE_CREATED, ticket_id, message_id=message_id, data=data).encode().decode()
         effect = effects.effect_fields(
-            effects.EMAIL_IMPORTED, job.job_id, ticket_id, message_id, job_id=job.job_id
+            effects.EMAIL_IMPORTED, event.event_id, ticket_id, message_id, job_id=job.job_id
         )
         script = self._client.register_script(_IMPORT)
         applied = script(
@@ -320,7 +332,12 @@ class JobHandler:
                 keys.OUTBOX,
                 keys.EFFECTS,
             ],
-            args=[message_id, json.dumps(message, separators=(",", ":")), event, _flat(effect)],
+            args=[
+                message_id,
+                json.dumps(message, separators=(",", ":")),
+                event.encode().decode() if self._settings.outbox else "",
+                _flat(effect),
+            ],
         )
         return bool(applied)
 
@@ -381,13 +398,13 @@ def run_jobs(
 
 def _process(source: StreamJobs | ListJobs, handler: JobHandler, job: Job | JobError) -> None:
     if isinstance(job, JobError):
-        log.error("dropping malformed job: %s", job)
-        metrics.JOB_ERRORS.labels("malformed").inc()
-        if job.kind is not None:
-            source.finish(job.kind, job.entry_id)  # acknowledged, or the reclaimer would retry it forever
+        _drop(source, job)
         return
     try:
         handler.handle(job)
+    except JobError as exc:
+        _drop(source, exc)
+        return
     except Exception:
         metrics.JOB_ERRORS.labels(job.kind).inc()
         # Reliable: the job stays pending and is reclaimed later. Naive: it was popped, it is lost.
@@ -395,3 +412,11 @@ def _process(source: StreamJobs | ListJobs, handler: JobHandler, job: Job | JobE
         return
     source.finish(job.kind, job.entry_id)
     metrics.JOBS_DONE.labels(job.kind).inc()
+
+
+def _drop(source: StreamJobs | ListJobs, error: JobError) -> None:
+    """A job that can never succeed: log it and acknowledge it, or the reclaimer would retry it forever."""
+    log.error("dropping malformed job: %s", error)
+    metrics.JOB_ERRORS.labels("malformed").inc()
+    if error.kind is not None:
+        source.finish(error.kind, error.entry_id)

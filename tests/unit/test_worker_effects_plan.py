@@ -8,7 +8,7 @@ import pytest
 from services.common import effects, keys
 from services.common.config import Settings
 from services.common.events import MESSAGE_CREATED, TICKET_BULK_UPDATED, Event, EventError
-from services.worker.apply import DEFAULT_VIEW, bulk_status, script_call
+from services.worker.apply import DEFAULT_VIEW, bulk_changes, script_call
 from services.worker.consumer import bulk_prefetch
 from services.worker.jobs import EMAIL_DELIVERY, Job
 
@@ -76,18 +76,31 @@ def test_a_message_event_without_a_message_id_cannot_apply():
         script_call(Event(MESSAGE_CREATED, 1), HARDENED)
 
 
-def test_a_bulk_event_sets_the_tickets_status_and_logs_it():
-    event = Event(TICKET_BULK_UPDATED, 9, event_id="bulk-1", data={"status": "pending"})
+def test_a_bulk_event_changes_the_ticket_and_logs_it():
+    event = Event(TICKET_BULK_UPDATED, 9, event_id="bulk-1", data={"action": "close"})
     call = script_call(event, HARDENED)
     assert call.keys[:2] == [keys.processed_event("bulk-1"), keys.ticket(9)]
-    assert "pending" in call.args
-    assert _pairs(call.args[-1])["kind"] == effects.BULK_APPLIED
+    assert _pairs(call.args[2]) == {"status": "closed"}
+    assert _pairs(call.args[3])["kind"] == effects.BULK_APPLIED
 
 
-def test_a_bulk_action_may_name_the_status_it_implies():
-    assert bulk_status(Event(TICKET_BULK_UPDATED, 1, data={"action": "close"})) == "closed"
+@pytest.mark.parametrize(
+    ("data", "changes"),
+    [
+        ({"action": "close"}, {"status": "closed"}),
+        ({"action": "reopen"}, {"status": "open"}),
+        ({"action": "tag", "tag": "vip"}, {"tag": "vip"}),
+        ({"status": "pending"}, {"status": "pending"}),
+    ],
+)
+def test_each_bulk_action_of_the_api_sets_its_ticket_field(data, changes):
+    assert bulk_changes(Event(TICKET_BULK_UPDATED, 1, data=data)) == changes
+
+
+@pytest.mark.parametrize("data", [{"action": "explode"}, {"action": "tag"}, {}])
+def test_a_bulk_event_the_worker_cannot_apply_is_malformed(data):
     with pytest.raises(EventError):
-        bulk_status(Event(TICKET_BULK_UPDATED, 1, data={"action": "explode"}))
+        bulk_changes(Event(TICKET_BULK_UPDATED, 1, data=data))
 
 
 def test_bulk_consumption_takes_a_smaller_share_of_deliveries():

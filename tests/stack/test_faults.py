@@ -1,0 +1,123 @@
+"""Each fault primitive does to the real stack what it says, and is always reverted.
+
+And when the harness itself dies mid-fault, `outage heal` puts the stack back.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import httpx
+import pytest
+
+from faults.containers import KillContainer, Partition, PauseContainer, StopContainer
+from faults.failpoints import Failpoint
+
+pytestmark = [pytest.mark.stack, pytest.mark.chaos]
+
+
+def _state(stack, service: str) -> str:
+    return stack.control.status().services[service].state
+
+
+def _ready(api_url: str) -> int:
+    try:
+        return httpx.get(f"{api_url}/ready", timeout=3).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def _wait_for(condition, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_killed_worker_is_down_during_the_fault_and_running_after(stack, fault):
+    with fault(KillContainer("worker")):
+        assert _state(stack, "worker") == "exited"
+    assert _state(stack, "worker") == "running"
+    stack.control.wait_healthy(120)
+
+
+def test_stopped_relay_comes_back(stack, fault):
+    with fault(StopContainer("relay", grace_s=2)):
+        assert _state(stack, "relay") == "exited"
+    stack.control.wait_healthy(120)
+
+
+def test_paused_api_stops_answering_then_answers_again(stack, fault):
+    with fault(PauseContainer("api")):
+        assert _state(stack, "api") == "paused"
+        with pytest.raises(httpx.TimeoutException):
+            httpx.get(f"{stack.api_url}/health", timeout=2)
+    assert httpx.get(f"{stack.api_url}/health", timeout=5).status_code == 200
+
+
+def test_redis_cut_off_makes_the_api_unready_and_reconnecting_restores_its_name(stack, fault):
+    with fault(Partition("redis")):
+        assert _wait_for(lambda: _ready(stack.api_url) == 503), "the api should notice Redis is gone"
+    # Peers find Redis by its service name again only if the alias came back with the reconnect.
+    assert _wait_for(lambda: _ready(stack.api_url) == 200, timeout=60)
+
+
+def test_failpoint_is_visible_while_set_and_gone_after(stack, fault):
+    admin = {"Authorization": f"Bearer {stack.admin_token}"}
+    with fault(Failpoint("api.latency_ms", 50)):
+        listed = httpx.get(f"{stack.api_url}/admin/failpoints", headers=admin).json()["failpoints"]
+        assert listed == {"api.latency_ms": 50}
+    assert httpx.get(f"{stack.api_url}/admin/failpoints", headers=admin).json()["failpoints"] == {}
+
+
+_CRASHING_HARNESS = textwrap.dedent(
+    """
+    import sys, time
+    from faults.base import apply
+    from faults.containers import Partition, PauseContainer, StopContainer
+    from faults.failpoints import Failpoint
+    from harness.compose_stack import ComposeStack
+    from harness.ledger import FaultLedger
+
+    stack, ledger = ComposeStack(), FaultLedger()
+    for fault in (Failpoint("worker.pause", True), PauseContainer("api"), Partition("relay"),
+                  StopContainer("live", grace_s=1)):
+        apply(fault, stack, ledger)
+    print("faults in place", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_heal_reverts_what_a_killed_harness_left(stack, tmp_path):
+    env = {**os.environ, "OUTAGE_LEDGER": str(tmp_path / "ledger.jsonl")}
+    harness = subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_HARNESS], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert harness.stdout.readline().strip() == "faults in place"
+    harness.send_signal(signal.SIGKILL)
+    harness.wait()
+    status = stack.control.status()
+    assert status.services["api"].state == "paused"
+    assert status.services["live"].state == "exited"
+
+    started = time.monotonic()
+    healed = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "outage"), "heal"], env=env, capture_output=True, text=True
+    )
+    print(f"heal took {time.monotonic() - started:.1f} s\n{healed.stdout}")
+    assert healed.returncode == 0, healed.stderr
+
+    status = stack.control.status()
+    assert status.healthy, status.problems()
+    assert all(s.state == "running" for s in status.services.values())
+    assert stack.control.is_connected("relay")
+    admin = {"Authorization": f"Bearer {stack.admin_token}"}
+    assert httpx.get(f"{stack.api_url}/admin/failpoints", headers=admin).json()["failpoints"] == {}
