@@ -109,7 +109,7 @@ def build_live_history(history: History, updates: int, rng: random.Random) -> No
                 if roll < 0.0005:
                     continue  # a missed update: a gap
                 if roll < 0.001:
-                    session, seq = session + 1, seq + 5  # reconnected too late to resume: a snapshot
+                    session, seq = session + 1, min(seq + 5, per_stream)  # reconnected too late: a snapshot
                     extra = {"reset": True}
                 elif roll < 0.0015:
                     session += 1  # reconnected and resumed

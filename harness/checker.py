@@ -552,9 +552,9 @@ def check_live(
             stream = streams[client, channel] = _Stream()
         on_resume = stream.top >= 0 and session != stream.session
         stream.session = session
-        if meta.get("reset"):
+        if meta.get("reset") and not (seq == stream.top and seq in stream.seen):
             resets += 1
-            if stream.top >= 0 and seq <= stream.top:
+            if stream.top >= 0 and seq < stream.top:
                 # The channel's sequence restarted: settle what was missed and take a new baseline.
                 stream.settled_missed += _unfilled(stream.open_gaps)
                 stream.open_gaps.clear()

@@ -62,7 +62,14 @@ class ComposeStack:
         found = self._docker.containers.list(
             all=True, filters={"label": f"com.docker.compose.project={self.project}"}
         )
-        return {c.labels.get("com.docker.compose.service", c.name): c for c in found}
+        chosen: dict[str, Container] = {}
+        # While compose recreates a service, its old and new containers exist side by side:
+        # the running one wins, else the newest.
+        for container in sorted(found, key=lambda c: (c.attrs["State"].get("Running", False), c.attrs["Created"])):
+            service = container.labels.get("com.docker.compose.service")
+            if service in SERVICES:
+                chosen[service] = container
+        return chosen
 
     def container(self, service: str) -> Container:
         if service not in SERVICES:

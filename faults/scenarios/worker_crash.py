@@ -7,6 +7,7 @@ one: a worker that acknowledges before doing the work loses whatever it had been
 from __future__ import annotations
 
 from faults.containers import KillContainer
+from faults.failpoints import Failpoint
 from harness.runner import Run
 from harness.scenario import Drill, Scenario, Timing
 
@@ -45,11 +46,14 @@ class WorkerCrash(Scenario):
         return Timing(steady_s=5, outage_s=8, after_recovery_s=5, drain_timeout_s=60, message_rate=40)
 
     async def inject(self, run: Run) -> None:
-        # Let a backlog build up on the worker first, so that a crash has something to lose.
+        # A slow downstream first, so the worker holds a backlog when it dies: the crash has
+        # something to lose. Then the kill, as an OOM killer would do it.
+        await run.inject(Failpoint("worker.slow_ms", 50), "worker slowed to 50 ms per event (slow downstream)")
+        await run.sleep(4)
         await run.inject(KillContainer("worker"), "worker killed with SIGKILL mid-stream")
 
     async def recover(self, run: Run) -> None:
-        run.action("restart the worker")
+        run.action("restart the worker; the slow downstream is fixed")
         await run.revert_faults()
         await run.call(run.stack.wait_healthy, 120)
         run.mark_recovered("worker running and healthy again")

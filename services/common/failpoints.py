@@ -17,6 +17,7 @@ KNOWN = {
     "api.latency_ms": "every api request waits this many milliseconds",
     "worker.pause": "the worker stops taking events",
     "worker.fail_effects": "the worker raises while applying effects",
+    "worker.slow_ms": "the worker takes this many extra milliseconds per event (a slow downstream)",
     "relay.pause": "the relay stops publishing",
     "live.drop_updates": "the live server drops updates instead of sending them",
 }

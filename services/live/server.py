@@ -3,6 +3,14 @@
 A connection goes through admission (handshake rate, Redis ready), authentication, version check and
 the per-agent cap, then receives a snapshot (or the updates it missed, on resume) and live updates.
 The protocol and close codes are described in ``services.live.protocol``.
+
+HTTP on the same port: ``GET /health`` -> 200 ``{"status": "alive", "service": "live", "protocol": N,
+"connections": n, ...}``; ``GET /metrics`` -> Prometheus text; websocket upgrades on ``/live``.
+
+Switches (environment): LIVE_PORT (8765), LIVE_PROTOCOL (1), LIVE_RESUME (on), LIVE_HISTORY (1000, used by
+publishers), LIVE_STALE_CLIENT_CLOSE (reload | reconnect), LIVE_MAX_HANDSHAKES_PER_S (200; 0 = unlimited),
+LIVE_MAX_CONNECTIONS_PER_AGENT (10; 0 = unlimited), LIVE_HEARTBEAT_S (10), LIVE_HEARTBEAT_TIMEOUT_S (25;
+0 = never), LIVE_SEND_QUEUE (1000).
 """
 
 from __future__ import annotations
@@ -61,7 +69,7 @@ class LiveServer:
         self._reader_redis = aioredis.Redis.from_url(
             settings.redis_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=10
         )
-        # One read never brings more than half a send queue, so a burst alone cannot overflow a healthy client.
+        # A read never brings more than half a send queue: a burst alone cannot overflow a healthy client.
         batch = max(1, min(500, settings.live_send_queue // 2))
         self.fanout = Fanout(self._reader_redis, self.metrics, batch=batch)
 

@@ -127,6 +127,9 @@ class EventConsumer:
         tag = method.delivery_tag
         try:
             event = Event.decode(body)
+            slow_ms = self._failpoints.get("worker.slow_ms")
+            if slow_ms:  # a slow downstream: the worker falls behind and a backlog builds
+                time.sleep(float(slow_ms) / 1000)
             if self._failpoints.get("worker.fail_effects"):
                 raise RuntimeError("failpoint worker.fail_effects is set")
             outcome = self._applier.apply(event)

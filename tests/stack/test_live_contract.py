@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -88,7 +89,7 @@ def _assert_in_order_without_gaps(updates: list[dict[str, Any]], after: int, mar
 
 
 @pytest.fixture
-def store(stack: Any) -> redis.Redis:
+def store(stack: Any) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     yield client
     client.close()

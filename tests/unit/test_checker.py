@@ -314,6 +314,30 @@ def test_updates_skipped_by_a_snapshot_reset_are_counted_apart_from_gaps():
     assert all(check.passed for check in verdict.to_checks())
 
 
+def test_a_snapshot_reset_delivered_twice_is_a_duplicate_not_a_second_reset():
+    history = History()
+    _update(history, "alice", 1, session=1)
+    _update(history, "alice", 9, session=2, reset=True)
+    _update(history, "alice", 9, session=2, reset=True)
+
+    verdict = check_live(history)
+
+    assert (verdict.resets, verdict.duplicates, verdict.missed_across_reset) == (1, 1, 7)
+
+
+def test_a_reset_to_a_lower_sequence_starts_a_new_baseline():
+    history = History()
+    for seq in (1, 2, 3, 5):  # 4 was missed before the channel's sequence restarted
+        _update(history, "alice", seq, session=1)
+    for seq in (1, 2):
+        _update(history, "alice", seq, session=2, reset=seq == 1)
+
+    verdict = check_live(history)
+
+    assert (verdict.resets, verdict.duplicates, verdict.out_of_order) == (1, 0, 0)
+    assert verdict.missed == 1
+
+
 def test_a_client_that_never_catches_up_is_a_laggard_and_there_is_no_reconvergence():
     history = History()
     for seq in range(1, 11):
