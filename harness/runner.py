@@ -10,7 +10,7 @@ import asyncio
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,9 +63,15 @@ class Run:
     alerts: AlertEvaluator | None = None
     injected_at: float | None = None  # run time (t) of the first injection
     recovered_at_wall: float | None = None  # when the runbook finished (wall clock)
+    extra_loads: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
     _applied: list[tuple[Fault, str]] = field(default_factory=list)
 
     # -- helpers for scenario steps ----------------------------------------------------------------
+
+    def add_load(self, load: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        """Another load to run beside the messages (call from `prepare`): it gets the stop event
+        that the runner sets when the load phase ends, and is awaited before the drain."""
+        self.extra_loads.append(load)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -186,10 +192,12 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
             timing.message_rate,
             run.tickets,
         )
+        loads = [asyncio.create_task(run.load.run(stop_load))]
+        loads += [asyncio.create_task(load(stop_load)) for load in run.extra_loads]
         background = [
+            *loads,
             asyncio.create_task(run.observer.run(stop_watch)),
             asyncio.create_task(run.prober.run(stop_watch)),
-            asyncio.create_task(run.load.run(stop_load)),
             asyncio.create_task(_feed_canaries(run, stop_watch)),
         ]
         if progress:
@@ -212,7 +220,7 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
 
         run.timeline.enter("settle")
         stop_load.set()
-        await background[2]
+        await asyncio.gather(*loads)
         await run.call(stack.wait_healthy, 240)
         await _drain(run, lambda: check_messages(run.history, op_kind="post_message"), timing.drain_timeout_s)
     finally:

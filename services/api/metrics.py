@@ -38,6 +38,11 @@ class ApiMetrics:
         self.outbox_length = Gauge(
             "api_outbox_length", "Events in the Redis outbox, read at scrape time", registry=self.registry
         )
+        self.outbox_unreadable = Counter(
+            "api_outbox_length_read_failures_total",
+            "Scrapes that could not read the outbox length",
+            registry=self.registry,
+        )
 
     def count_error(self, code: str) -> None:
         self.errors.labels(code).inc()

@@ -65,7 +65,6 @@ class StoredMessage:
     message_id: str
     event_id: str
     event: Event | None  # None when this was a replay: nothing new was written
-    created: bool
 
 
 @dataclass(frozen=True)
@@ -203,8 +202,8 @@ class TicketStore:
             return None
         if outcome == "exists":
             earlier = json.loads(existing)
-            return StoredMessage(message_id, str(earlier.get("event_id", "")), None, created=False)
-        return StoredMessage(message_id, event.event_id, event, created=True)
+            return StoredMessage(message_id, str(earlier.get("event_id", "")), None)
+        return StoredMessage(message_id, event.event_id, event)
 
     # Views.
 

@@ -54,7 +54,7 @@ async def metrics(context: Context) -> Response:
         length = await asyncio.wait_for(context.store.outbox_length(), _REDIS_TIMEOUT_S)
         context.metrics.outbox_length.set(length)
     except Exception:  # a scrape must work while Redis is down: the gauge keeps its last value
-        context.metrics.count_error("metrics_outbox_unreadable")
+        context.metrics.outbox_unreadable.inc()
     return Response(context.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
