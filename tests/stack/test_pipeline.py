@@ -82,3 +82,32 @@ def test_every_accepted_message_is_processed_and_emailed_exactly_once(stack: Any
     assert {m: emailed[m] for m in sent if emailed[m] != 1} == {}, "emailed not exactly once"
     assert set(processed) == set(sent), "the worker processed messages nobody sent"
     assert client.lrange(keys.ticket_thread(ticket_id), 0, -1) == sent, "the thread lost the sending order"
+
+
+@pytest.mark.asyncio
+async def test_a_connected_live_client_sees_every_message_in_order(stack: Any) -> None:
+    import asyncio
+
+    from services.live.client import LiveClient
+
+    seen: list[dict[str, Any]] = []
+    client = LiveClient(
+        f"{stack.live_url}/live",
+        stack.agent_token("pipeline-viewer"),
+        version=1,
+        on_update=lambda channel, seq, data, at: seen.append(data) if channel == "views" else None,
+    )
+    client.start()
+    try:
+        assert await client.wait_connected(15), "the live client could not connect"
+        ticket_id, sent = await asyncio.to_thread(_post_messages, stack)
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            ours = [d["message_id"] for d in seen if d.get("ticket_id") in (ticket_id, str(ticket_id))]
+            if len(ours) >= len(sent):
+                break
+            await asyncio.sleep(0.25)
+    finally:
+        await client.stop()
+    assert ours == sent, "the live client missed, repeated or reordered view updates"
+    assert client.stats.gaps == 0
