@@ -37,6 +37,9 @@ BROKER_ALARM = AlertRule("broker_alarm", "a broker resource alarm blocks publish
 OUTBOX_BACKLOG = AlertRule(
     "outbox_backlog", "more than 500 events wait in the outbox", lambda s: (s.outbox_length or 0) > 500, for_s=5
 )
+OUTBOX_AGE = AlertRule(
+    "outbox_stale", "an event has waited in the outbox for over 30 s", lambda s: _older(s.outbox_age_s, 30)
+)
 WORKER_HEARTBEAT = AlertRule(
     "worker_heartbeat", "no worker heartbeat for 15 s", lambda s: _older(s.worker_heartbeat_age_s, 15)
 )
@@ -46,7 +49,7 @@ JOB_AGE = AlertRule("job_age", "the oldest background job waits over 30 s", lamb
 def default_rules() -> list[AlertRule]:
     return [
         UPTIME, NOT_READY, CANARY, QUEUE_BACKLOG, BROKER_UNREACHABLE, BROKER_ALARM, OUTBOX_BACKLOG,
-        WORKER_HEARTBEAT, JOB_AGE,
+        OUTBOX_AGE, WORKER_HEARTBEAT, JOB_AGE,
     ]
 
 

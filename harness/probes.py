@@ -33,6 +33,7 @@ class ProbeSample:
     canary_age_s: float | None = None  # since the newest canary was seen processed
     queue_depth: int | None = None  # ready + unacked on the events queues (None: broker unreachable)
     outbox_length: int | None = None
+    outbox_age_s: float | None = None  # how long the oldest unpublished event has waited
     worker_heartbeat_age_s: float | None = None
     oldest_job_age_s: float | None = None
     jobs_pending: int | None = None
@@ -122,10 +123,11 @@ class Prober:
     async def _redis_side(self, now: float) -> dict[str, float | int | None]:
         pipe = self._redis.pipeline(transaction=False)
         pipe.xlen(keys.OUTBOX)
+        pipe.xrange(keys.OUTBOX, count=1)
         pipe.hgetall(keys.WORKER_HEARTBEATS)
         for key in (keys.JOBS_EMAIL, keys.JOBS_IMPORT):
             pipe.type(key)
-        outbox, beats, *types = await pipe.execute()
+        outbox, oldest_event, beats, *types = await pipe.execute()
         newest_beat = max((float(v) for v in beats.values()), default=None)
         pending, oldest = 0, 0.0
         for key, kind in zip((keys.JOBS_EMAIL, keys.JOBS_IMPORT), types, strict=True):
@@ -138,6 +140,7 @@ class Prober:
                 pending += await self._redis.llen(key)
         return {
             "outbox_length": outbox,
+            "outbox_age_s": round(now - int(oldest_event[0][0].split("-")[0]) / 1000, 3) if oldest_event else 0.0,
             "worker_heartbeat_age_s": round(now - newest_beat, 3) if newest_beat else None,
             "jobs_pending": pending,
             "oldest_job_age_s": round(oldest, 3),
