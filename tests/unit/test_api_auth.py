@@ -7,21 +7,16 @@ from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from services.common.config import Settings
+from tests.unit.refusing_redis import RefusingRedis
 from services.common.tokens import agent_token
 
 SETTINGS = Settings(admin_token="the-admin-token", token_secret="the-secret")
 
 
-class _NoRedis:
-    """Stands where the Redis client would be: these requests must be refused before reaching it."""
-
-    def __getattr__(self, name: str) -> None:
-        raise AssertionError(f"the request reached Redis (redis.{name})")
-
 
 @pytest.fixture
 def client() -> TestClient:
-    return TestClient(create_app(SETTINGS, redis_client=_NoRedis()))
+    return TestClient(create_app(SETTINGS, redis_client=RefusingRedis()))
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from services.common.config import Settings
+from tests.unit.refusing_redis import RefusingRedis
 from services.common.tokens import agent_token
 
 LIMIT = 1000
@@ -20,16 +21,10 @@ ALICE = {"Authorization": f"Bearer {agent_token('alice', SETTINGS.token_secret)}
 JSON = {**ALICE, "Content-Type": "application/json"}
 
 
-class _NoRedis:
-    """Stands where the Redis client would be: these requests must be refused before reaching it."""
-
-    def __getattr__(self, name: str) -> None:
-        raise AssertionError(f"the request reached Redis (redis.{name})")
-
 
 @pytest.fixture
 def app() -> FastAPI:
-    return create_app(SETTINGS, redis_client=_NoRedis())
+    return create_app(SETTINGS, redis_client=RefusingRedis())
 
 
 def message_of(size: int) -> bytes:

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from services.common.config import Settings
+from tests.unit.refusing_redis import RefusingRedis
 from services.common.tokens import agent_token
 
 SETTINGS = Settings(admin_token="the-admin-token", token_secret="the-secret")
@@ -16,16 +17,10 @@ ALICE = {"Authorization": f"Bearer {agent_token('alice', SETTINGS.token_secret)}
 ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
 
 
-class _NoRedis:
-    """Stands where the Redis client would be: these requests must be refused before reaching it."""
-
-    def __getattr__(self, name: str) -> None:
-        raise AssertionError(f"the request reached Redis (redis.{name})")
-
 
 @pytest.fixture
 def client() -> TestClient:
-    return TestClient(create_app(SETTINGS, redis_client=_NoRedis()))
+    return TestClient(create_app(SETTINGS, redis_client=RefusingRedis()))
 
 
 def assert_error_body(response: Any, status: int, code: str) -> dict[str, Any]:
