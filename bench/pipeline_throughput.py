@@ -28,7 +28,9 @@ async def _measure(messages: int, concurrency: int, tickets: int) -> None:
     headers = {"Authorization": f"Bearer {agent_token('bench')}"}
     async with httpx.AsyncClient(base_url=endpoints.api, headers=headers, timeout=10) as api:
         ticket_ids = [
-            (await api.post("/tickets", json={"subject": f"bench {n}", "customer": "b@example.test"})).json()["id"]
+            (await api.post("/tickets", json={"subject": f"bench {n}", "customer": "b@example.test"})).json()[
+                "id"
+            ]
             for n in range(tickets)
         ]
         queue: asyncio.Queue[int] = asyncio.Queue()
@@ -40,7 +42,9 @@ async def _measure(messages: int, concurrency: int, tickets: int) -> None:
                 n = queue.get_nowait()
                 key = f"bench-{int(time.time())}-{n}"
                 op = history.invoke(f"bench-{worker}", "post_message", key, ticket_id=ticket_ids[n % tickets])
-                reply = await api.post(f"/tickets/{ticket_ids[n % tickets]}/messages", json={"body": "b", "id": key})
+                reply = await api.post(
+                    f"/tickets/{ticket_ids[n % tickets]}/messages", json={"body": "b", "id": key}
+                )
                 if reply.status_code == 202:
                     op.ok()
                 else:
@@ -59,7 +63,9 @@ async def _measure(messages: int, concurrency: int, tickets: int) -> None:
     processed_in = time.monotonic() - started
     await observer.close()
     latency = verdict.latency.as_dict()
-    print(f"messages acked: {verdict.acked} of {messages} ({concurrency} concurrent clients, {tickets} tickets)")
+    print(
+        f"messages acked: {verdict.acked} of {messages} ({concurrency} concurrent clients, {tickets} tickets)"
+    )
     print(f"api intake:     {verdict.acked / acked_in:8.1f} messages/s ({acked_in:.1f} s)")
     print(f"end to end:     {verdict.acked / processed_in:8.1f} messages/s processed ({processed_in:.1f} s)")
     print(f"lost: {verdict.lost}  duplicated: {verdict.duplicated}  end-to-end latency: {latency}")

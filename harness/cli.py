@@ -89,7 +89,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.scenario import scenario_class
 
     scenario = scenario_class(args.scenario)()
-    report_dir = Path(args.report_dir) if args.report_dir else Path("reports") / f"{scenario.id}-{args.profile}"
+    report_dir = (
+        Path(args.report_dir) if args.report_dir else Path("reports") / f"{scenario.id}-{args.profile}"
+    )
     with progress_printer() as progress:
         result = run_scenario(
             scenario, _stack(), profile=args.profile, seed=args.seed, report_dir=report_dir, progress=progress

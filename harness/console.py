@@ -58,7 +58,17 @@ def progress_printer() -> Iterator[Callable[[Run], None]]:
 
 def results_table(results: Sequence[RunResult]) -> Table:
     table = Table(title="Outage Lab")
-    for column in ("scenario", "profile", "verdict", "acked", "lost", "dup", "detect s", "recover s", "replay s"):
+    for column in (
+        "scenario",
+        "profile",
+        "verdict",
+        "acked",
+        "lost",
+        "dup",
+        "detect s",
+        "recover s",
+        "replay s",
+    ):
         table.add_column(column)
     for r in results:
         m, t = r.messages, r.timings
@@ -68,9 +78,15 @@ def results_table(results: Sequence[RunResult]) -> Table:
             return "-" if value is None else f"{value:.1f}"
 
         table.add_row(
-            r.scenario, r.profile, Text(r.verdict, style=_VERDICT_STYLE[r.verdict]),
-            str(m.get("acked", "-")), str(m.get("lost", "-")), str(m.get("duplicated", "-")),
-            seconds("time_to_detect_s"), seconds("time_to_recover_s"), seconds("replay_s"),
+            r.scenario,
+            r.profile,
+            Text(r.verdict, style=_VERDICT_STYLE[r.verdict]),
+            str(m.get("acked", "-")),
+            str(m.get("lost", "-")),
+            str(m.get("duplicated", "-")),
+            seconds("time_to_detect_s"),
+            seconds("time_to_recover_s"),
+            seconds("replay_s"),
         )
     return table
 

@@ -78,7 +78,9 @@ def _debootstrap_base() -> None:
             shutil.rmtree(Path(rootfs, leftover), ignore_errors=True)
         Path(rootfs, "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "-", LOCAL_BASE], stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["docker", "import", "-", LOCAL_BASE], stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL
+        )
         if tar.wait() != 0:
             raise ImageBuildError("packing the bookworm root file system failed")
     _say(f"imported {LOCAL_BASE}")
@@ -113,11 +115,28 @@ def ensure_wheels() -> None:
     _say("downloading the services' Python wheels")
     subprocess.run(
         [
-            sys.executable, "-m", "pip", "download", "-q", "-d", str(WHEELS),
-            "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11",
-            "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
-            "--platform", "manylinux_2_5_x86_64", "--platform", "manylinux1_x86_64",
-            "-r", str(REQUIREMENTS),
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "-d",
+            str(WHEELS),
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            "3.11",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
+            "--platform",
+            "manylinux_2_5_x86_64",
+            "--platform",
+            "manylinux1_x86_64",
+            "-r",
+            str(REQUIREMENTS),
         ],
         check=True,
     )

@@ -16,6 +16,7 @@ import httpx
 
 from harness.history import History
 from harness.latency import LatencySummary, summarize
+from harness.pacing import pause
 
 MAX_IN_FLIGHT = 1000
 
@@ -87,12 +88,7 @@ class MessageLoad:
                     self.stats.outcomes["fail"] += 1
                     self.stats.statuses["harness_overloaded"] += 1
                 next_at += interval
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    try:
-                        await asyncio.wait_for(stop.wait(), delay)
-                    except TimeoutError:
-                        pass
+                await pause(stop, next_at - time.monotonic())
             if self._tasks:
                 await asyncio.wait(self._tasks)
 

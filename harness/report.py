@@ -136,8 +136,9 @@ def render_debrief(result: RunResult, run: Run) -> str:
         "",
         f"- messages attempted {m.get('attempted', 0)}, acknowledged {m.get('acked', 0)}, "
         f"failed {m.get('failed', 0)}, unknown {m.get('unknown', 0)}",
-        f"- delivered {m.get('delivered', 0)}, **lost {m.get('lost', 0)}**, duplicated {m.get('duplicated', 0)}, "
-        f"unexpected {m.get('unexpected', 0)}, recovered {m.get('recovered', 0)}",
+        f"- delivered {m.get('delivered', 0)}, **lost {m.get('lost', 0)}**, "
+        f"duplicated {m.get('duplicated', 0)}, unexpected {m.get('unexpected', 0)}, "
+        f"recovered {m.get('recovered', 0)}",
     ]
     for name, value in result.timings.items():
         lines.append(f"- {name}: {'never' if value is None else f'{value:.1f} s'}")
@@ -151,6 +152,8 @@ def render_debrief(result: RunResult, run: Run) -> str:
         lines += [f"- **the harness itself**: {result.error}"]
     lines += ["", "## Action items", ""]
     if failed:
-        lines += [f"- Fix what let `{c.name}` fail; rerun with seed {result.seed} to reproduce." for c in failed]
+        lines += [
+            f"- Fix what let `{c.name}` fail; rerun with seed {result.seed} to reproduce." for c in failed
+        ]
     lines += [f"- Runbook step to rehearse: {step}" for step in scenario.drill.runbook]
     return "\n".join(lines) + "\n"

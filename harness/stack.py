@@ -66,9 +66,7 @@ class StackStatus:
         return all(s.healthy for s in self.services.values()) and self.cluster.one_cluster
 
     def problems(self) -> list[str]:
-        found = [
-            f"{s.name}: {s.state}/{s.health}" for s in self.services.values() if not s.healthy
-        ]
+        found = [f"{s.name}: {s.state}/{s.health}" for s in self.services.values() if not s.healthy]
         if not self.cluster.one_cluster:
             found.append(f"rabbitmq: not one cluster of three ({self.cluster.running_nodes})")
         return found

@@ -48,7 +48,9 @@ class WorkerCrash(Scenario):
     async def inject(self, run: Run) -> None:
         # A slow downstream first, so the worker holds a backlog when it dies: the crash has
         # something to lose. Then the kill, as an OOM killer would do it.
-        await run.inject(Failpoint("worker.slow_ms", 50), "worker slowed to 50 ms per event (slow downstream)")
+        await run.inject(
+            Failpoint("worker.slow_ms", 50), "worker slowed to 50 ms per event (slow downstream)"
+        )
         await run.sleep(4)
         await run.inject(KillContainer("worker"), "worker killed with SIGKILL mid-stream")
 

@@ -110,7 +110,10 @@ def test_heal_reverts_what_a_killed_harness_left(stack, tmp_path):
 
     started = time.monotonic()
     healed = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "outage"), "heal"], env=env, capture_output=True, text=True
+        [os.path.join(os.path.dirname(sys.executable), "outage"), "heal"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     print(f"heal took {time.monotonic() - started:.1f} s\n{healed.stdout}")
     assert healed.returncode == 0, healed.stderr

@@ -26,7 +26,9 @@ def _tickets(stack, count: int) -> list[int]:
     headers = {"Authorization": f"Bearer {stack.agent_token('resilience')}"}
     return [
         httpx.post(
-            f"{stack.api_url}/tickets", json={"subject": f"r{n}", "customer": "c@example.test"}, headers=headers
+            f"{stack.api_url}/tickets",
+            json={"subject": f"r{n}", "customer": "c@example.test"},
+            headers=headers,
         ).json()["id"]
         for n in range(count)
     ]

@@ -52,12 +52,27 @@ def test_cli_exit_code_and_report_tell_the_verdict(profile, exit_code, tmp_path:
     assert summary["seed"] == 7
     assert summary["verdict"] == ("held" if exit_code == 0 else "deviated")
     assert set(summary["messages"]) >= {
-        "attempted", "acked", "failed", "unknown", "delivered", "lost", "duplicated", "unexpected", "recovered",
+        "attempted",
+        "acked",
+        "failed",
+        "unknown",
+        "delivered",
+        "lost",
+        "duplicated",
+        "unexpected",
+        "recovered",
     }
     assert set(summary["timings"]) >= {"time_to_detect_s", "time_to_recover_s", "replay_s"}
     assert (report_dir / "timeline.jsonl").read_text().count("\n") > 5
     debrief = (report_dir / "debrief.md").read_text()
-    for heading in ("## Overview", "## Timeline", "## Impact", "## What held", "## What failed", "## Action items"):
+    for heading in (
+        "## Overview",
+        "## Timeline",
+        "## Impact",
+        "## What held",
+        "## What failed",
+        "## Action items",
+    ):
         assert heading in debrief
     if exit_code == 1:
         assert "failed messages.lost" in finished.stdout

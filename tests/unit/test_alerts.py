@@ -8,8 +8,16 @@ from harness.probes import ProbeSample
 
 def _healthy(t: float) -> ProbeSample:
     return ProbeSample(
-        at=1000 + t, t=t, api_up=True, api_ready=True, canary_age_s=1.0, queue_depth=3,
-        outbox_length=0, worker_heartbeat_age_s=0.5, oldest_job_age_s=0.2, jobs_pending=1,
+        at=1000 + t,
+        t=t,
+        api_up=True,
+        api_ready=True,
+        canary_age_s=1.0,
+        queue_depth=3,
+        outbox_length=0,
+        worker_heartbeat_age_s=0.5,
+        oldest_job_age_s=0.2,
+        jobs_pending=1,
     )
 
 

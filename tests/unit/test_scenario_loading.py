@@ -50,7 +50,9 @@ def test_a_scenario_file_with_a_syntax_error_names_its_line(tmp_path, monkeypatc
 
 
 def test_a_scenario_without_drill_material_is_refused_with_its_line(tmp_path, monkeypatch):
-    source = _USER_SCENARIO.replace('    drill = Drill(briefing="b", symptoms=("s",), hints=(), runbook=("r",))\n', "")
+    source = _USER_SCENARIO.replace(
+        '    drill = Drill(briefing="b", symptoms=("s",), hints=(), runbook=("r",))\n', ""
+    )
     source = source.replace("user-relay-partition", "user-no-drill")
     (tmp_path / "no_drill.py").write_text(source)
     monkeypatch.setenv("OUTAGE_SCENARIO_PATH", str(tmp_path))
