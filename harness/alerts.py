@@ -46,11 +46,35 @@ WORKER_HEARTBEAT = AlertRule(
 JOB_AGE = AlertRule("job_age", "the oldest background job waits over 30 s", lambda s: _older(s.oldest_job_age_s, 30))
 
 
+# Background-job monitoring: what catches job runners that are broken while the web app is fine.
+JOB_RUNNER_HEARTBEAT = AlertRule(
+    "job_runner_heartbeat",
+    "a live worker's job runner has not completed a loop for 15 s",
+    lambda s: _older(s.job_runner_heartbeat_age_s, 15),
+)
+JOB_COMPLETION_STALLED = AlertRule(
+    "job_completion_stalled",
+    "jobs wait but fewer than 1 a second completes (10 s window)",
+    lambda s: (s.jobs_pending or 0) > 0 and s.job_completion_rate is not None and s.job_completion_rate < 1.0,
+    for_s=5,
+)
+CANARY_JOB = AlertRule(
+    "canary_job_stale",
+    "no canary email delivered by a background job for 20 s (dead-man switch)",
+    lambda s: _older(s.canary_job_age_s, 20),
+)
+
+
 def default_rules() -> list[AlertRule]:
     return [
         UPTIME, NOT_READY, CANARY, QUEUE_BACKLOG, BROKER_UNREACHABLE, BROKER_ALARM, OUTBOX_BACKLOG,
         OUTBOX_AGE, WORKER_HEARTBEAT, JOB_AGE,
     ]
+
+
+def job_rules() -> list[AlertRule]:
+    """Monitoring of the background jobs: oldest job age, completion rate, runner heartbeats, canary job."""
+    return [JOB_AGE, JOB_COMPLETION_STALLED, JOB_RUNNER_HEARTBEAT, CANARY_JOB]
 
 
 def uptime_only() -> list[AlertRule]:

@@ -196,10 +196,11 @@ def check_messages(
     effect_kind: str = "processed",
     dedupe_allowed: bool = False,
     *,
-    op_kind: str | None = None,
+    op_kind: str | tuple[str, ...] | None = None,
     sample_size: int = SAMPLE_SIZE,
 ) -> MessageVerdict:
-    """Judge every keyed operation (of `op_kind`, if given) against the effects of `effect_kind`.
+    """Judge every keyed operation (of `op_kind`, or of any kind in a tuple of them, if given) against
+    the effects of `effect_kind`.
 
     Built for a million operations: whole-column passes with dicts, sets and `map` (which run in
     C) instead of a Python-level loop with per-operation objects.
@@ -261,14 +262,16 @@ def check_messages(
 class _Attempts:
     """Each message key's attempts folded into one outcome, its first attempt and its earliest ack."""
 
-    def __init__(self, ops: OpColumns, op_kind: str | None) -> None:
+    def __init__(self, ops: OpColumns, op_kind: str | tuple[str, ...] | None) -> None:
         keys, outcome, complete_mono = ops.key, ops.outcome, ops.complete_mono_ns
         chosen: Sequence[int] = range(len(keys))
         chosen_keys = keys
         if op_kind is not None or None in keys:
             wanted = map(is_not, keys, repeat(None))
-            if op_kind is not None:
+            if isinstance(op_kind, str):
                 wanted = map(and_, wanted, map(eq, ops.kind, repeat(op_kind)))
+            elif op_kind is not None:
+                wanted = map(and_, wanted, map(frozenset(op_kind).__contains__, ops.kind))
             chosen = list(compress(chosen, wanted))
             chosen_keys = list(map(keys.__getitem__, chosen))
         self.operations = len(chosen)

@@ -27,6 +27,13 @@ from harness.stack import (
 )
 
 BROKER_USER = ("outage", "outage")
+# Compose variables that pin an app service's published port (compose/docker-compose.yml).
+_PORT_VARIABLES = {
+    "api": ("OUTAGE_API_PORT", 8000),
+    "live": ("OUTAGE_LIVE_PORT", 8765),
+    "relay": ("OUTAGE_RELAY_PORT", 9100),
+    "worker": ("OUTAGE_WORKER_PORT", 9100),
+}
 
 
 class StackError(RuntimeError):
@@ -52,9 +59,28 @@ class ComposeStack:
         run_compose(["down", "--remove-orphans", *(["--volumes"] if volumes else [])])
 
     def configure(self, env: Mapping[str, str], services: Sequence[str] = APP_SERVICES) -> None:
-        """Run the app services with these settings (compose recreates only what changed)."""
+        """Run the app services with these settings (compose recreates only what changed).
+
+        A recreated service keeps the host port it had, so clients that hold an endpoint (the load,
+        the probes) reach it again after a deploy or restart."""
         self._env = dict(env)
-        run_compose(["up", "-d", "--no-build", "--no-deps", *services], env=self._env)
+        pinned = {**self._pinned_ports(), **self._env}
+        run_compose(["up", "-d", "--no-build", "--no-deps", *services], env=pinned)
+
+    def _pinned_ports(self) -> dict[str, str]:
+        """The compose variables that keep each app service on the host port it has now."""
+        containers = self._containers()
+        pinned = {}
+        for service, (variable, container_port) in _PORT_VARIABLES.items():
+            container = containers.get(service)
+            bindings = (
+                (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{container_port}/tcp")
+                if container is not None
+                else None
+            )
+            if bindings:
+                pinned[variable] = bindings[0]["HostPort"]
+        return pinned
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -221,3 +247,19 @@ class ComposeStack:
             remove=True,
             labels={"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"},
         )
+
+    def volume_path_read(self, service: str, path: str) -> str | None:
+        """Read a file from a stopped service's volume (None when it does not exist)."""
+        container = self.container(service)
+        mounts = container.attrs.get("Mounts") or []
+        if not mounts:
+            raise StackError(f"{service} has no volume")
+        volume, target = mounts[0]["Name"], mounts[0]["Destination"]
+        output = self._docker.containers.run(
+            container.image.id,
+            entrypoint=["sh", "-c", f"cat {target}/{path} 2>/dev/null || printf '\\001missing'"],
+            volumes={volume: {"bind": target, "mode": "ro"}},
+            remove=True,
+            labels={"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"},
+        ).decode(errors="replace")
+        return None if output == "\x01missing" else output

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from faults.base import fault_from_record
+from faults.broker import restart_cluster
 from faults.failpoints import clear_all_failpoints
 from harness.compose import run_compose
 from harness.compose_stack import ComposeStack
@@ -49,6 +50,12 @@ def heal(
         if service.state != "missing" and not stack.is_connected(name):
             stack.connect(name)
             report.repaired.append(f"reconnected {name}")
+    # A broker cluster left with every node down, or nodes stuck waiting for their peers, comes
+    # back only in the runbook's order (faults/broker.py); starting all at once may not do.
+    try:
+        report.repaired.extend(restart_cluster(stack, timeout=timeout, say=say))
+    except Exception as exc:
+        report.errors.append(f"restarting the broker cluster: {exc}")
     stopped = [n for n, s in stack.status().services.items() if s.state != "running"]
     if stopped:
         say(f"starting {', '.join(stopped)}")

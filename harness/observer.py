@@ -24,6 +24,8 @@ class EffectsObserver:
         self._last_id = "0-0"
         self.counts: Counter[str] = Counter()
         self.last_read_at = 0.0
+        # The drain reads while `run` still does: one reader at a time, or both observe the same entries.
+        self._reading = asyncio.Lock()
 
     async def start_from_now(self) -> None:
         """Only effects produced from now on belong to this run."""
@@ -40,6 +42,10 @@ class EffectsObserver:
 
     async def read_available(self, block_ms: int | None = None) -> int:
         """Read every effect after the last one seen; returns how many."""
+        async with self._reading:
+            return await self._read_available(block_ms)
+
+    async def _read_available(self, block_ms: int | None) -> int:
         total = 0
         while True:
             reply = await self._redis.xread({keys.EFFECTS: self._last_id}, count=5000, block=block_ms)

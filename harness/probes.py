@@ -2,7 +2,8 @@
 
 Each sample is what an operator's dashboards would show at that instant: is the api up (the
 uptime check), is it ready, how old is the newest canary message that made it end to end, how
-deep are the queues, when did the worker last beat, how old is the oldest background job.
+deep are the queues, when did the worker last beat, how old is the oldest background job, did the
+job runners beat, how many jobs complete per second, how old is the newest canary email delivered.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,10 +20,13 @@ import redis.asyncio as aioredis
 
 from harness.stack import Endpoints
 from services.common import keys
+from services.worker.jobs import list_job_age
 
 CANARY_TICKET_SUBJECT = "canary"
 CANARY_PREFIX = "canary-"
 BROKER_USER = ("outage", "outage")
+LIVE_WORKER_S = 10.0  # a worker whose own heartbeat is older is dead, not merely its job runners
+COMPLETION_WINDOW_S = 10.0
 
 
 @dataclass
@@ -38,6 +43,11 @@ class ProbeSample:
     oldest_job_age_s: float | None = None
     jobs_pending: int | None = None
     broker_alarms: list[str] = field(default_factory=list)
+    # The stalest job runner of a live worker (since the worker came up, if its runners never beat).
+    job_runner_heartbeat_age_s: float | None = None
+    jobs_completed: int | None = None  # jobs that had their effect, ever (the workers' counter in Redis)
+    job_completion_rate: float | None = None  # jobs completed per second over the last COMPLETION_WINDOW_S
+    canary_job_age_s: float | None = None  # since the newest canary's email was delivered by a job
 
 
 class Prober:
@@ -58,11 +68,18 @@ class Prober:
         self.samples: list[ProbeSample] = []
         self.listeners: list[Callable[[ProbeSample], None]] = []
         self._canary_seen_at: float | None = None
+        self._canary_job_seen_at: float | None = None
         self._canaries = itertools.count(1)
+        self._worker_first_seen: dict[str, float] = {}
+        self._completions: deque[tuple[float, int]] = deque()
 
     def canary_processed(self, at: float) -> None:
         """The observer saw a canary processed end to end."""
         self._canary_seen_at = max(at, self._canary_seen_at or 0.0)
+
+    def canary_job_done(self, at: float) -> None:
+        """The observer saw a canary's email delivered: the background jobs are alive."""
+        self._canary_job_seen_at = max(at, self._canary_job_seen_at or 0.0)
 
     async def run(self, stop: asyncio.Event) -> None:
         async with httpx.AsyncClient(timeout=1.0) as client:
@@ -99,6 +116,8 @@ class Prober:
                 setattr(sample, name, value)
         if self._canary_seen_at is not None:
             sample.canary_age_s = round(max(0.0, now - self._canary_seen_at), 3)
+        if self._canary_job_seen_at is not None:
+            sample.canary_job_age_s = round(max(0.0, now - self._canary_job_seen_at), 3)
         return sample
 
     async def _broker(self, client: httpx.AsyncClient) -> tuple[int, list[str]]:
@@ -125,9 +144,10 @@ class Prober:
         pipe.xlen(keys.OUTBOX)
         pipe.xrange(keys.OUTBOX, count=1)
         pipe.hgetall(keys.WORKER_HEARTBEATS)
+        pipe.hgetall(keys.JOBS_COMPLETED)
         for key in (keys.JOBS_EMAIL, keys.JOBS_IMPORT):
             pipe.type(key)
-        outbox, oldest_event, beats, *types = await pipe.execute()
+        outbox, oldest_event, beats, completed, *types = await pipe.execute()
         newest_beat = max((float(v) for v in beats.values()), default=None)
         pending, oldest = 0, 0.0
         for key, kind in zip((keys.JOBS_EMAIL, keys.JOBS_IMPORT), types, strict=True):
@@ -138,13 +158,44 @@ class Prober:
                     oldest = max(oldest, now - int(first[0][0].split("-")[0]) / 1000)
             elif kind == "list":
                 pending += await self._redis.llen(key)
+                oldest = max(oldest, list_job_age(await self._redis.lindex(key, -1), now))
+        jobs_completed = sum(int(v) for v in completed.values())
         return {
             "outbox_length": outbox,
             "outbox_age_s": round(now - int(oldest_event[0][0].split("-")[0]) / 1000, 3) if oldest_event else 0.0,
             "worker_heartbeat_age_s": round(now - newest_beat, 3) if newest_beat else None,
             "jobs_pending": pending,
             "oldest_job_age_s": round(oldest, 3),
+            "job_runner_heartbeat_age_s": self._job_runner_age(beats, now),
+            "jobs_completed": jobs_completed,
+            "job_completion_rate": self._completion_rate(jobs_completed, now),
         }
+
+    def _job_runner_age(self, beats: dict[str, str], now: float) -> float | None:
+        """Per live worker, the stalest of its runners' beats ("<worker>/<runner>" entries); the worst worker.
+
+        Entries of workers that are gone (a redeploy gives the worker a new id) are ignored.
+        """
+        worst: float | None = None
+        for worker, beat in beats.items():
+            if "/" in worker or now - float(beat) > LIVE_WORKER_S:
+                continue
+            first_seen = self._worker_first_seen.setdefault(worker, now)
+            runner_beats = [float(v) for name, v in beats.items() if name.startswith(f"{worker}/")]
+            age = now - min(runner_beats) if runner_beats else now - first_seen
+            worst = age if worst is None else max(worst, age)
+        return None if worst is None else round(max(0.0, worst), 3)
+
+    def _completion_rate(self, total: int, now: float) -> float | None:
+        if self._completions and total < self._completions[-1][1]:
+            self._completions.clear()  # the counter went back (Redis lost its data): start over
+        self._completions.append((now, total))
+        while len(self._completions) > 1 and now - self._completions[1][0] >= COMPLETION_WINDOW_S:
+            self._completions.popleft()
+        first_at, first_total = self._completions[0]
+        if now - first_at < COMPLETION_WINDOW_S / 2:
+            return None  # too short a window to tell
+        return round((total - first_total) / (now - first_at), 3)
 
     async def _send_canary(self, client: httpx.AsyncClient) -> None:
         if self._canary_ticket is None:

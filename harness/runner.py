@@ -222,7 +222,9 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
         stop_load.set()
         await asyncio.gather(*loads)
         await run.call(stack.wait_healthy, 240)
-        await _drain(run, lambda: check_messages(run.history, op_kind="post_message"), timing.drain_timeout_s)
+        message_kinds = scenario.message_op_kinds
+        await _drain(run, lambda: check_messages(run.history, op_kind=message_kinds), timing.drain_timeout_s)
+        await scenario.drain(run)
     finally:
         stop_load.set()
         stop_watch.set()
@@ -246,13 +248,17 @@ def _watch_alerts(run: Run, rules: list[AlertRule]) -> None:
 
 
 async def _feed_canaries(run: Run, stop: asyncio.Event) -> None:
-    """Hand the prober every canary the observer saw processed."""
-    seen = 0
+    """Hand the prober every canary the observer saw processed, and every canary email delivered."""
+    seen = {"canary_processed": 0, "canary_email_delivered": 0}
     while not stop.is_set():
-        observations = run.history.observation_columns("canary_processed")
-        for at in observations.at[seen:]:
-            run.prober.canary_processed(at)  # type: ignore[union-attr]
-        seen = len(observations.at)
+        for kind, handed in seen.items():
+            observations = run.history.observation_columns(kind)
+            for at in observations.at[handed:]:
+                if kind == "canary_processed":
+                    run.prober.canary_processed(at)  # type: ignore[union-attr]
+                else:
+                    run.prober.canary_job_done(at)  # type: ignore[union-attr]
+            seen[kind] = len(observations.at)
         await asyncio.sleep(0.5)
 
 
@@ -267,7 +273,7 @@ async def _report_progress(run: Run, progress: ProgressCallback, stop: asyncio.E
 
 def judge(run: Run) -> tuple[str, list[Check], MessageVerdict]:
     """The checks every run gets (messages) plus the scenario's own; verdict held or deviated."""
-    verdict = check_messages(run.history, op_kind="post_message")
+    verdict = check_messages(run.history, op_kind=run.scenario.message_op_kinds)
     if run.recovered_at_wall is not None:
         replay = verdict.replay_seconds(run.recovered_at_wall)
         run.timings["replay_s"] = round(replay, 3) if replay is not None else None
@@ -295,7 +301,8 @@ def run_scenario(
     if error is None:
         verdict, checks, messages = judge(run)
     else:
-        verdict, checks, messages = "error", [], check_messages(run.history, op_kind="post_message")
+        messages = check_messages(run.history, op_kind=scenario.message_op_kinds)
+        verdict, checks = "error", []
     result = RunResult.from_run(run, verdict, checks, messages, time.monotonic() - started, error)
     if report_dir is not None:
         write_report(result, run, report_dir)

@@ -74,6 +74,8 @@ class Scenario(ABC):
     drill: ClassVar[Drill]
     # Settings each profile runs the app services with (on top of HARDENED_SETTINGS).
     profile_settings: ClassVar[dict[str, dict[str, str]]] = {"hardened": {}, "vulnerable": {}}
+    # The history's operation kinds that put a message on a ticket (judged against `processed`).
+    message_op_kinds: ClassVar[tuple[str, ...]] = ("post_message",)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -116,6 +118,10 @@ class Scenario(ABC):
     async def recover(self, run: Run) -> None:
         """Apply the runbook (default: revert every fault the scenario injected)."""
         await run.revert_faults()
+
+    async def drain(self, run: Run) -> None:
+        """After the messages drained: wait for the scenario's own effects (default: nothing more)."""
+        return None
 
     def checks(self, run: Run) -> list[Check]:
         """Scenario-specific checks, beyond the message checks every run gets."""

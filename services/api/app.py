@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
+from services.api.admission import Admission
 from services.api.context import ApiContext, context_of
 from services.api.errors import ApiError, error_response, from_validation
 from services.api.failpoint_reader import FailpointReader
@@ -44,6 +45,7 @@ def create_app(settings: Settings, redis_client: redis.asyncio.Redis | None = No
         failpoints=FailpointReader(store.failpoints),
         metrics=metrics,
         publisher=publisher,
+        admission=Admission.from_settings(settings),
     )
 
     @asynccontextmanager

@@ -1,4 +1,9 @@
-"""An agent's conversation list: paginated, or (failpoint) the bad release that fetched everything."""
+"""An agent's conversation list: paginated, or the bad release that reads each conversation on its own.
+
+The release (`CONVERSATIONS_QUERY=per_ticket`) costs one round trip per conversation; with
+pagination switched off it also ignores the page and reads them all, as the `api.slow_conversations`
+failpoint always does.
+"""
 
 from __future__ import annotations
 
@@ -35,3 +40,17 @@ async def everything_one_by_one(store: TicketStore, agent: str) -> dict[str, Any
                 {"ticket_id": row.ticket_id, "subject": ticket["subject"], "last_activity": row.last_activity}
             )
     return {"items": items, "next_cursor": None}
+
+
+async def page_one_by_one(store: TicketStore, agent: str, cursor: int, limit: int) -> dict[str, Any]:
+    """The release's query bounded by pagination: one round trip per conversation of the page."""
+    rows = await store.conversation_rows(agent, cursor, cursor + limit)
+    more = len(rows) > limit
+    items = []
+    for row in rows[:limit]:
+        ticket = await store.ticket(row.ticket_id)
+        if ticket is not None:
+            items.append(
+                {"ticket_id": row.ticket_id, "subject": ticket["subject"], "last_activity": row.last_activity}
+            )
+    return {"items": items, "next_cursor": cursor + limit if more else None}

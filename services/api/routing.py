@@ -1,7 +1,8 @@
 """Route classes that authenticate before FastAPI reads the body.
 
 `AgentRoute` accepts any valid token (admin included), `AdminRoute` only the admin token.
-Agent routes are also where the `api.latency_ms` failpoint holds successful answers back.
+Agent routes are also where the `api.latency_ms` failpoint holds successful answers back, and
+where admission control (services/api/admission.py) limits, queues, sheds and times out requests.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class _AuthenticatedRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
         handler = super().get_route_handler()
         admin_only = self.admin_only
+        route = f"{sorted(self.methods or ())} {self.path}"
 
         async def authenticated(request: Request) -> Response:
             context = context_of(request)
@@ -29,12 +31,17 @@ class _AuthenticatedRoute(APIRoute):
             if admin_only:
                 require_admin(caller)
             request.state.caller = caller
-            response = await handler(request)
-            if not admin_only:
+            if admin_only:  # admin routes bypass admission, so a drill can always act
+                return await handler(request)
+
+            async def work() -> Response:
+                response = await handler(request)
                 # After the work, so requests refused by validation never need Redis; admin
                 # routes are exempt so a drill can always switch the failpoint off again.
                 await context.failpoints.hold_if_asked()
-            return response
+                return response
+
+            return await context.admission.run(route, caller.name, work)
 
         return authenticated
 

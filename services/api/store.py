@@ -231,10 +231,10 @@ class TicketStore:
         if chunk:
             yield chunk
 
-    async def spool_events(self, events: Sequence[Event]) -> None:
-        """Append events to the outbox in one atomic command, so a chunk lands whole or not at all."""
+    async def spool_events(self, events: Sequence[Event], stream: str = keys.OUTBOX) -> None:
+        """Append events to an outbox stream in one atomic command, so a chunk lands whole or not at all."""
         if events:
-            await self._script(_SPOOL_EVENTS)(keys=[keys.OUTBOX], args=[event.encode() for event in events])
+            await self._script(_SPOOL_EVENTS)(keys=[stream], args=[event.encode() for event in events])
 
     async def seed_view(self, view: str, count: int, assignee: str | None) -> int:
         """Create `count` tickets in a view (load-test fixture); returns the view's new count."""

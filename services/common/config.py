@@ -74,6 +74,16 @@ class Settings:
     live_heartbeat_timeout_s: float = 25.0  # silence before close 4009; 0 = never (half-open held)
     live_send_queue: int = 1000  # updates buffered per client before it is closed 1008
     redis_instrumentation: str = "off"  # off | raise_all | break_fetch (a broken "deploy")
+    # The conversation list: "batched" (two round trips a page) or "per_ticket" (a release that
+    # reads each conversation in its own round trip; its cost grows with the account).
+    conversations_query: str = "batched"
+    conversations_pagination: bool = True  # every query answers one page; off = the whole list at once
+    api_route_concurrency: int = 16  # requests one route works on at once; 0 = unlimited
+    api_caller_concurrency: int = 4  # one caller's requests in flight on a route (429 beyond); 0 = none
+    api_queue_timeout_s: float = 0.25  # wait for a slot this long, then 503 + Retry-After (not done late)
+    api_request_deadline_s: float = 1.0  # work on a request stops after this (503); 0 = no deadline
+    api_drain_s: float = 2.0  # on SIGTERM: refuse new work and finish in-flight for up to this; 0 = no drain
+    email_send_ms: float = 0.0  # how long handing one email to the mail provider takes (delivery jobs)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -84,6 +94,11 @@ class Settings:
                 f"REDIS_INSTRUMENTATION={instrumentation!r}: expected off, raise_all or break_fetch"
             )
         stale_close = _text("LIVE_STALE_CLIENT_CLOSE", cls.live_stale_close)
+        conversations_query = _text("CONVERSATIONS_QUERY", cls.conversations_query)
+        if conversations_query not in {"batched", "per_ticket"}:
+            raise SettingsError(
+                f"CONVERSATIONS_QUERY={conversations_query!r}: expected batched or per_ticket"
+            )
         if stale_close not in {"reload", "reconnect"}:
             raise SettingsError(f"LIVE_STALE_CLIENT_CLOSE={stale_close!r}: expected reload or reconnect")
         return cls(
@@ -114,6 +129,14 @@ class Settings:
             live_heartbeat_timeout_s=_number("LIVE_HEARTBEAT_TIMEOUT_S", cls.live_heartbeat_timeout_s),
             live_send_queue=int(_number("LIVE_SEND_QUEUE", cls.live_send_queue)),
             redis_instrumentation=instrumentation,
+            conversations_query=conversations_query,
+            conversations_pagination=_switch("CONVERSATIONS_PAGINATION", cls.conversations_pagination),
+            api_route_concurrency=int(_number("API_ROUTE_CONCURRENCY", cls.api_route_concurrency)),
+            api_caller_concurrency=int(_number("API_CALLER_CONCURRENCY", cls.api_caller_concurrency)),
+            api_queue_timeout_s=_number("API_QUEUE_TIMEOUT_S", cls.api_queue_timeout_s),
+            api_request_deadline_s=_number("API_REQUEST_DEADLINE_S", cls.api_request_deadline_s),
+            api_drain_s=_number("API_DRAIN_S", cls.api_drain_s),
+            email_send_ms=_number("EMAIL_SEND_MS", cls.email_send_ms),
         )
 
     def switches(self) -> dict[str, bool]:

@@ -8,6 +8,7 @@ OUTBOX = "outbox"  # stream of events waiting for the relay
 OUTBOX_SENT = "outbox:sent"  # counter of events the broker confirmed
 OUTBOX_CURSOR = "outbox:cursor"  # id of the last outbox entry the relay handed to the broker
 OUTBOX_DEFERRED = "outbox:deferred"  # stream of bulk events the full bulk queue refused, retried later
+OUTBOX_BULK = "outbox:bulk"  # stream of bulk events (bulk isolation): the relay's lower-priority lane
 EFFECTS = "effects"  # stream of every effect the worker produced (what the harness observes)
 FAILPOINTS = "failpoints"  # hash: failpoint name -> JSON value
 VIEW_COUNTS = "views:counts"  # hash: view name -> count of open tickets
@@ -16,6 +17,7 @@ JOBS_EMAIL = "jobs:email"  # background email deliveries (stream with a consumer
 JOBS_IMPORT = "jobs:import"  # background email imports
 WORKER_HEARTBEATS = "workers:heartbeats"  # hash: worker id (and "<id>/jobs-<n>" runners) -> unix time
 JOBS_GROUP = "workers"  # consumer group of the job streams (reliable jobs)
+JOBS_COMPLETED = "jobs:completed"  # hash: job kind -> jobs that had their effect (dashboards' counter)
 
 
 def ticket(ticket_id: int | str) -> str:

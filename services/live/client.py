@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -69,6 +69,7 @@ class LiveClient:
         token: str,
         version: int = 1,
         *,
+        versions: Iterable[int] | None = None,
         policy: ReconnectPolicy | None = None,
         resume: bool = True,
         on_update: UpdateCallback | None = None,
@@ -81,6 +82,9 @@ class LiveClient:
         self.url = url
         self.token = token
         self.version = version
+        # Every version this build speaks, offered for negotiation (None: only `version`).
+        self.versions = frozenset(versions) if versions is not None else None
+        self.negotiated_version: int | None = None  # what the server said in the last snapshot/resume
         self.policy: ReconnectPolicy = policy or FullJitterBackoff()
         self.resume = resume
         self.name = name
@@ -121,6 +125,11 @@ class LiveClient:
     @property
     def asleep(self) -> bool:
         return self._asleep
+
+    @property
+    def connection(self) -> ClientConnection | None:
+        """The open websocket, if any (for inspecting its socket; do not read from it)."""
+        return self._ws
 
     @property
     def finished(self) -> bool:
@@ -176,7 +185,7 @@ class LiveClient:
         while not self._stopping:
             await self._awake.wait()
             positions = self._cursor.resume_positions() if self.resume else None
-            url = protocol.live_url(self.url, self.token, self.version, positions)
+            url = protocol.live_url(self.url, self.token, self.version, positions, self.versions)
             self.stats.attempts += 1
             try:
                 ws = await connect(
@@ -251,6 +260,7 @@ class LiveClient:
             self._apply_snapshot(message)
         elif kind == "resumed":
             self.stats.resumes += 1
+            self.negotiated_version = message.get("version", self.negotiated_version)
             self._mark_connected()
             self._emit("resumed", {"channels": message.get("channels", {})})
         elif kind == "error":
@@ -262,6 +272,7 @@ class LiveClient:
         channels = message.get("channels", {})
         positions = {c: int(state.get("seq", 0)) for c, state in channels.items()}
         missed = self._cursor.restart_from(positions)
+        self.negotiated_version = message.get("version", self.negotiated_version)
         self.stats.snapshots += 1
         self.stats.missed += sum(missed.values())
         if message.get("reset"):

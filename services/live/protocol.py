@@ -1,11 +1,14 @@
 """The live-update websocket protocol: versions, message shapes and close codes.
 
 Connecting
-    ``ws://HOST:8765/live?token=<token>&version=<n>[&resume=views:12,typing:40,...]``
+    ``ws://HOST:8765/live?token=<token>&version=<n>[&versions=1,2][&resume=views:12,typing:40,...]``
 
     ``token`` is an agent token (``services.common.tokens``) or the admin token; it may instead come in an
     ``Authorization: Bearer`` header. ``version`` is the protocol version the client was built for. The
     server speaks exactly one version (``LIVE_PROTOCOL``); a client at any other version is stale.
+    ``versions`` (optional) negotiates: every version the client can speak. A client offering the server's
+    version is served in it (the snapshot or resumed frame says which), so a client built for both sides
+    of an upgrade follows it without a reload; without ``versions`` only ``version`` counts.
     ``resume`` carries the last sequence the client applied on every channel (all five channels must be
     named); it is the only way to resume — there is no resume message.
 
@@ -112,6 +115,7 @@ class Handshake:
     token: str | None
     version: int | None  # None: missing or not a number (treated as unsupported)
     resume: dict[str, int] | None
+    versions: frozenset[int] | None = None  # every version the client can speak (None: only `version`)
 
 
 def parse_handshake(path: str, authorization: str | None = None) -> Handshake:
@@ -124,10 +128,12 @@ def parse_handshake(path: str, authorization: str | None = None) -> Handshake:
     if token is None and authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip() or None
     raw_resume = _first(query, "resume")
+    raw_versions = _first(query, "versions")
     return Handshake(
         token=token,
         version=_parse_version(_first(query, "version")),
         resume=parse_resume(raw_resume) if raw_resume is not None else None,
+        versions=_parse_versions(raw_versions) if raw_versions is not None else None,
     )
 
 
@@ -142,9 +148,23 @@ def _parse_version(raw: str | None) -> int | None:
     return int(raw)
 
 
+def _parse_versions(raw: str) -> frozenset[int]:
+    items = [item.strip() for item in raw.split(",")]
+    if not items or not all(item.isdigit() for item in items):
+        raise MalformedFrame(f"versions {raw[:40]!r}: expected a comma-separated list of numbers")
+    return frozenset(int(item) for item in items)
+
+
 def is_supported(client_version: int | None, server_version: int) -> bool:
     """A server speaks exactly one version; anything else (older, newer, unknown, missing) is stale."""
     return client_version is not None and client_version == server_version
+
+
+def accepts(handshake: Handshake, server_version: int) -> bool:
+    """Negotiation: the client is served when it offers the server's version (or was built for it)."""
+    if handshake.versions is not None and server_version in handshake.versions:
+        return True
+    return is_supported(handshake.version, server_version)
 
 
 def parse_resume(raw: str) -> dict[str, int]:
@@ -164,12 +184,20 @@ def format_resume(positions: Mapping[str, int]) -> str:
     return ",".join(f"{channel}:{seq}" for channel, seq in positions.items())
 
 
-def live_url(base: str, token: str, version: int, resume: Mapping[str, int] | None = None) -> str:
+def live_url(
+    base: str,
+    token: str,
+    version: int,
+    resume: Mapping[str, int] | None = None,
+    versions: Iterable[int] | None = None,
+) -> str:
     """The connect URL for a server at ``base`` (``ws://host:port``, with or without ``/live``)."""
     base = base.rstrip("/")
     if not base.endswith(PATH):
         base += PATH
     params = {"token": token, "version": str(version)}
+    if versions is not None:
+        params["versions"] = ",".join(str(v) for v in sorted(set(versions)))
     if resume:
         params["resume"] = format_resume(resume)
     return f"{base}?{urlencode(params, safe=':,')}"

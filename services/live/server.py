@@ -125,7 +125,7 @@ class LiveServer:
             await self._refuse(ws, "unauthorized", CloseCode.UNAUTHORIZED, "unauthorized")
             return
         server_version = self.settings.live_protocol
-        if not protocol.is_supported(handshake.version, server_version):
+        if not protocol.accepts(handshake, server_version):
             if self.settings.live_stale_close == "reconnect":
                 # The incident: the stale client is told the service restarts, so it comes straight back.
                 self.metrics.handshakes.labels("stale_reconnect").inc()

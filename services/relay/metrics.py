@@ -6,6 +6,7 @@ OUTBOX_LENGTH = Gauge("relay_outbox_length", "Entries in the outbox stream (XLEN
 DEFERRED_LENGTH = Gauge(
     "relay_outbox_deferred_length", "Bulk events refused by the full bulk queue, to retry"
 )
+BULK_LANE_LENGTH = Gauge("relay_outbox_bulk_length", "Bulk events waiting in the bulk lane (bulk isolation)")
 BACKLOG_AGE = Gauge("relay_backlog_age_seconds", "Age of the oldest unsent outbox entry")
 PUBLISHED = Counter("relay_published_total", "Events handed to the broker (confirmed when confirms are on)")
 CONFIRM_LATENCY = Histogram(

@@ -114,6 +114,31 @@ class Outbox:
         pipe.incrby(keys.OUTBOX_SENT, len(sent_ids))
         pipe.execute()
 
+    def read_bulk(self, count: int) -> list[tuple[str, dict[str, str]]]:
+        """The oldest entries of the bulk lane (bulk isolation spools bulk events there)."""
+        return self._client.xrange(keys.OUTBOX_BULK, count=count)
+
+    def commit_bulk(self, sent_ids: list[str], refused: list[tuple[str, dict[str, str]]]) -> None:
+        """Drop published entries from the bulk lane and move refused ones to the deferred stream."""
+        handled = [*sent_ids, *(stream_id for stream_id, _ in refused)]
+        if not handled:
+            return
+        pipe = self._client.pipeline(transaction=True)
+        for stream_id, fields in refused:
+            pipe.xadd(keys.OUTBOX_DEFERRED, {**fields, "outbox_id": stream_id})
+        pipe.xdel(keys.OUTBOX_BULK, *handled)
+        if sent_ids:
+            pipe.incrby(keys.OUTBOX_SENT, len(sent_ids))
+        pipe.execute()
+
+    def lane_lengths(self) -> tuple[int, int]:
+        """Entries waiting in the bulk lane and in the deferred stream."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.xlen(keys.OUTBOX_BULK)
+        pipe.xlen(keys.OUTBOX_DEFERRED)
+        bulk, deferred = pipe.execute()
+        return int(bulk), int(deferred)
+
     def backlog(self, now: float | None = None) -> dict[str, float | int | None]:
         """Unsent entries (outbox and deferred) and the age of the oldest one, in seconds."""
         now = time.time() if now is None else now

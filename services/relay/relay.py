@@ -20,13 +20,15 @@ from services.common.backoff import Backoff
 from services.common.config import Settings
 from services.common.failpoints import FailpointCache
 from services.relay import metrics
-from services.relay.outbox import BatchProgress, Outbox, to_entry
+from services.relay.outbox import BatchProgress, Outbox, OutboxEntry, to_entry
 from services.relay.publisher import BrokerUnavailable, Publisher, PublishRefused
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
-DEFERRED_BATCH = 100
+DEFERRED_BATCH = 500
+# Bulk events per turn of the loop: ordinary events never wait behind more than one chunk.
+BULK_CHUNK = 500
 READ_BLOCK_MS = 250
 GAUGE_INTERVAL_S = 1.0
 
@@ -66,7 +68,9 @@ class Relay:
                 self._set_paused(False)
                 self._publisher.ensure_connected()
                 self._publish_deferred()
-                if not self._publish_batch():
+                ordinary = self._publish_batch()
+                bulk = self._publish_bulk_chunk()
+                if not (ordinary or bulk):
                     self._publisher.idle(0.05)
                 self._backoff.reset()
             except Exception as exc:  # broker, Redis or a bug: the relay backs off and keeps its events
@@ -89,43 +93,97 @@ class Relay:
             return False
         progress = BatchProgress()
         try:
+            # Consecutive entries with one route go out together and are confirmed together, in
+            # stream order: one wait per run instead of a round trip (and a quorum commit) per event,
+            # so a replay after a broker outage drains at the broker's pace, not the network's.
+            run: list[tuple[str, dict[str, str], OutboxEntry]] = []
             for stream_id, fields in raw_entries:
                 entry = to_entry(stream_id, fields, self._settings)
+                if run and (entry is None or entry.routing_key != run[0][2].routing_key):
+                    self._publish_run(run, progress)
+                    run = []
                 if entry is None:
                     log.error("outbox entry %s has no event field; skipping it", stream_id)
                     progress.mark_skipped(stream_id)
                     continue
-                try:
-                    self._publisher.publish(entry.body, entry.routing_key)
-                except PublishRefused:
-                    if not entry.deferrable:
-                        raise  # ordinary events keep their order: retry this one after a backoff
-                    progress.mark_deferred(stream_id, fields)
-                    continue
-                progress.mark_sent(stream_id)
+                run.append((stream_id, fields, entry))
+            if run:
+                self._publish_run(run, progress)
         finally:
             # Whatever the broker took before a failure is recorded, so the replay starts after it.
             self._outbox.commit(progress)
             metrics.PUBLISHED.inc(len(progress.sent))
         return True
 
+    def _publish_run(
+        self, run: list[tuple[str, dict[str, str], OutboxEntry]], progress: BatchProgress
+    ) -> None:
+        """Publish entries sharing a route and record, in order, what the broker took."""
+        routing_key = run[0][2].routing_key
+        outcomes = self._publisher.publish_batch([entry.body for _, _, entry in run], routing_key)
+        for (stream_id, fields, entry), taken in zip(run, outcomes, strict=True):
+            if taken:
+                progress.mark_sent(stream_id)
+            elif entry.deferrable:
+                progress.mark_deferred(stream_id, fields)
+            else:  # ordinary events keep their order: retry from this one after a backoff
+                raise PublishRefused(f"broker refused an event on {routing_key!r} (nack)")
+
     def _publish_deferred(self) -> None:
-        """Retry refused bulk events, oldest first, backing off while the bulk queue stays full."""
+        """Retry refused bulk events in one confirmed batch, backing off while the bulk queue stays full."""
         if time.monotonic() < self._deferred_due:
             return
+        entries = self._outbox.read_deferred(DEFERRED_BATCH)
+        if not entries:
+            return
+        sent, refused = self._publish_lane(entries)
+        self._outbox.commit_deferred(sent)
+        metrics.PUBLISHED.inc(len(sent))
+        self._after_lane(refused)
+
+    def _publish_bulk_chunk(self) -> bool:
+        """Publish the next chunk of the bulk lane; False when there was nothing to do.
+
+        Backpressure: while refused bulk events wait in the deferred stream (the bounded bulk queue
+        is full) no new chunk is taken, so the bulk producer slows to what the consumers drain."""
+        bulk_waiting, deferred = self._outbox.lane_lengths()
+        metrics.BULK_LANE_LENGTH.set(bulk_waiting)
+        if not bulk_waiting or deferred or time.monotonic() < self._deferred_due:
+            return False
+        entries = self._outbox.read_bulk(BULK_CHUNK)
+        sent, refused = self._publish_lane(entries)
+        self._outbox.commit_bulk(sent, refused)
+        metrics.PUBLISHED.inc(len(sent))
+        self._after_lane(refused)
+        return True
+
+    def _publish_lane(
+        self, entries: list[tuple[str, dict[str, str]]]
+    ) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
+        """Publish entries in batches per route; the ids the broker took, and the entries it refused."""
         sent: list[str] = []
-        try:
-            for stream_id, fields in self._outbox.read_deferred(DEFERRED_BATCH):
-                entry = to_entry(stream_id, fields, self._settings)
-                if entry is not None:
-                    self._publisher.publish(entry.body, entry.routing_key)
-                sent.append(stream_id)
-            self._deferred_backoff.reset()
-        except PublishRefused:
+        refused: list[tuple[str, dict[str, str]]] = []
+        routes: dict[str, list[tuple[str, dict[str, str], bytes]]] = {}
+        for stream_id, fields in entries:
+            entry = to_entry(stream_id, fields, self._settings)
+            if entry is None:
+                sent.append(stream_id)  # nothing to publish: it only leaves the lane
+                continue
+            routes.setdefault(entry.routing_key, []).append((stream_id, fields, entry.body))
+        for routing_key, batch in routes.items():
+            outcomes = self._publisher.publish_batch([body for _, _, body in batch], routing_key)
+            for (stream_id, fields, _), taken in zip(batch, outcomes, strict=True):
+                if taken:
+                    sent.append(stream_id)
+                else:
+                    refused.append((stream_id, fields))
+        return sent, refused
+
+    def _after_lane(self, refused: list[tuple[str, dict[str, str]]]) -> None:
+        if refused:
             self._deferred_due = time.monotonic() + self._deferred_backoff.next_delay()
-        finally:
-            self._outbox.commit_deferred(sent)
-            metrics.PUBLISHED.inc(len(sent))
+        else:
+            self._deferred_backoff.reset()
 
     def _set_paused(self, paused: bool) -> None:
         self._status["paused"] = paused

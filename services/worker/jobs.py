@@ -241,6 +241,7 @@ def _decode(key: str, entry_id: str, fields: dict[str, str]) -> Job | JobError:
 _DELIVER = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[2], '*', unpack(cjson.decode(ARGV[2])))
+redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
 return 1
 """
 
@@ -250,6 +251,7 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 if ARGV[3] ~= '' then redis.call('XADD', KEYS[3], '*', 'event', ARGV[3]) end
 redis.call('XADD', KEYS[4], '*', unpack(cjson.decode(ARGV[4])))
+redis.call('HINCRBY', KEYS[5], ARGV[5], 1)
 return 1
 """
 
@@ -276,6 +278,9 @@ class JobHandler:
         return self._import(job)
 
     def _deliver(self, job: Job) -> bool:
+        # The mail provider's hand-off: the cost that makes a backlog slow to clear.
+        if self._settings.email_send_ms > 0:
+            time.sleep(self._settings.email_send_ms / 1000.0)
         p = job.payload
         effect = effects.effect_fields(
             effects.EMAIL_DELIVERED,
@@ -286,7 +291,10 @@ class JobHandler:
         )
         script = self._client.register_script(_DELIVER)
         return bool(
-            script(keys=[keys.job_done(job.job_id), keys.EFFECTS], args=[DONE_MARKER_TTL_S, _flat(effect)])
+            script(
+                keys=[keys.job_done(job.job_id), keys.EFFECTS, keys.JOBS_COMPLETED],
+                args=[DONE_MARKER_TTL_S, _flat(effect), job.kind],
+            )
         )
 
     def _import(self, job: Job) -> bool:
@@ -331,12 +339,14 @@ class JobHandler:
                 keys.ticket_message_order(ticket_id),
                 keys.OUTBOX,
                 keys.EFFECTS,
+                keys.JOBS_COMPLETED,
             ],
             args=[
                 message_id,
                 json.dumps(message, separators=(",", ":")),
                 event.encode().decode() if self._settings.outbox else "",
                 _flat(effect),
+                job.kind,
             ],
         )
         return bool(applied)

@@ -13,9 +13,22 @@ case "$watermark" in
   *[A-Za-z]*) watermark_line="vm_memory_high_watermark.absolute = $watermark" ;;
   *) watermark_line="vm_memory_high_watermark.relative = $watermark" ;;
 esac
-sed -e "s/@TABLE_WAIT_MS@/${RABBITMQ_TABLE_WAIT_MS:-30000}/" \
-    -e "s/@TABLE_WAIT_RETRIES@/${RABBITMQ_TABLE_WAIT_RETRIES:-10}/" \
+# How long a booting node waits for its peers' tables. A scenario may shorten it for this node's
+# next boots by leaving "<ms> <retries>" in the volume (faults/broker.py); empty = the environment's.
+wait_ms="${RABBITMQ_TABLE_WAIT_MS:-30000}"
+wait_retries="${RABBITMQ_TABLE_WAIT_RETRIES:-10}"
+if [ -s "$data/table-wait-override" ]; then
+  read -r override_ms override_retries _ < "$data/table-wait-override" || true
+  case "${override_ms:-x}${override_retries:-x}" in
+    *[!0-9]*) echo "ignoring malformed $data/table-wait-override" >&2 ;;
+    *) wait_ms="$override_ms" wait_retries="$override_retries" ;;
+  esac
+fi
+echo "table wait: ${wait_ms} ms x ${wait_retries} retries" >&2
+sed -e "s/@TABLE_WAIT_MS@/$wait_ms/" \
+    -e "s/@TABLE_WAIT_RETRIES@/$wait_retries/" \
     -e "s/@MEMORY_WATERMARK_LINE@/$watermark_line/" \
+    -e "s/@WAL_MAX_SIZE_BYTES@/${RABBITMQ_WAL_MAX_SIZE_BYTES:-8388608}/" \
     /etc/rabbitmq/rabbitmq.conf.template > /etc/rabbitmq/rabbitmq.conf
 
 # First boot only: join the seed node instead of racing it into a cluster of one.

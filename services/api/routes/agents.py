@@ -40,4 +40,8 @@ async def list_conversations(
 ) -> dict[str, Any]:
     if await context.failpoints.get(SLOW_CONVERSATIONS):
         return await conversations.everything_one_by_one(context.store, name)
+    if context.settings.conversations_query == "per_ticket":  # the release
+        if context.settings.conversations_pagination:
+            return await conversations.page_one_by_one(context.store, name, cursor, limit)
+        return await conversations.everything_one_by_one(context.store, name)
     return await conversations.page(context.store, name, cursor, limit)

@@ -28,6 +28,8 @@ async def health(context: Context) -> dict[str, Any]:
 async def ready(context: Context) -> JSONResponse:
     """200 when Redis answers (and the broker, when the api publishes to it directly)."""
     checks: dict[str, str] = {}
+    if context.admission.draining:  # about to restart: send no new work here
+        checks["draining"] = "draining before a restart"
     try:
         await asyncio.wait_for(context.store.ping(), _REDIS_TIMEOUT_S)
         checks["redis"] = "ok"

@@ -1,0 +1,42 @@
+"""Help Scout 2017: a bulk action floods the shared event queues (helpscout-2017-event-flood).
+
+Test size: a view of 100,000 tickets, one event each. The full-size run (300,000) is
+bench/event_flood_bench.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.stack, pytest.mark.chaos, pytest.mark.incident("helpscout-2017-event-flood")]
+
+
+def _failed(result) -> set[str]:
+    return {check.name for check in result.checks if not check.passed}
+
+
+def test_hardened_bulk_events_take_their_own_bounded_lane_and_normal_traffic_keeps_its_service(outage_run):
+    result = outage_run(profile="hardened")
+    assert result.verdict == "held", _failed(result)
+    assert result.messages.lost == 0
+
+
+def test_vulnerable_flood_trips_the_memory_alarm_and_blocks_normal_traffic(outage_run):
+    result = outage_run(profile="vulnerable")
+    assert result.verdict == "deviated"
+    assert {"no_publisher_blocked", "normal_traffic_p99_during_flood"} <= _failed(result)
+
+
+def test_cli_exit_code_says_held(tmp_path):
+    outage = os.path.join(os.path.dirname(sys.executable), "outage")
+    run = subprocess.run(
+        [outage, "run", "helpscout-2017-event-flood", "--profile", "hardened", "--report-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert (tmp_path / "summary.json").exists()
