@@ -86,7 +86,7 @@ class LiveUpdatesUpgrade(Scenario):
     profile_settings = {
         "hardened": {
             "LIVE_STALE_CLIENT_CLOSE": "reload",
-            "LIVE_MAX_HANDSHAKES_PER_S": "150",
+            "LIVE_MAX_HANDSHAKES_PER_S": "300",
             "LIVE_MAX_CONNECTIONS_PER_AGENT": "4",
             "LIVE_HEARTBEAT_S": "5",
             "LIVE_HEARTBEAT_TIMEOUT_S": "20",  # plus the 5 s close handshake: gone within 30 s
