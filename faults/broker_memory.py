@@ -7,6 +7,7 @@ watermark that fits a small machine; reverting restores the relative default.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from faults.base import Fault
@@ -23,12 +24,17 @@ class MemoryWatermark(Fault):
     absolute_bytes: int
 
     def inject(self, stack: Stack) -> None:
-        for node in BROKER_NODES:
-            _set(stack, node, ["absolute", str(self.absolute_bytes)])
+        _set_everywhere(stack, ["absolute", str(self.absolute_bytes)])
 
     def revert(self, stack: Stack) -> None:
-        for node in BROKER_NODES:
-            _set(stack, node, [DEFAULT_RELATIVE_WATERMARK])
+        _set_everywhere(stack, [DEFAULT_RELATIVE_WATERMARK])
+
+
+def _set_everywhere(stack: Stack, value: list[str]) -> None:
+    # rabbitmqctl takes seconds to start: on every node at once, the watermark changes together.
+    with ThreadPoolExecutor(len(BROKER_NODES)) as pool:
+        for done in [pool.submit(_set, stack, node, value) for node in BROKER_NODES]:
+            done.result()
 
 
 def _set(stack: Stack, node: str, value: list[str]) -> None:

@@ -53,6 +53,17 @@ class BrokerWatch:
             return {n["name"]: int(n.get("mem_used") or 0) for n in nodes}
         raise ConnectionError("no broker node answered")
 
+    async def queue_depths(self) -> dict[str, int]:
+        """Messages in each queue now (ready and unacknowledged)."""
+        async with httpx.AsyncClient(timeout=5.0, auth=BROKER_USER) as client:
+            for url in self.endpoints.management.values():
+                try:
+                    queues = (await client.get(f"{url}/api/queues")).json()
+                except (httpx.HTTPError, ValueError):
+                    continue
+                return {q["name"]: int(q.get("messages") or 0) for q in queues}
+        raise ConnectionError("no broker node answered")
+
     async def _sample(self, client: httpx.AsyncClient) -> None:
         for url in self.endpoints.management.values():
             try:

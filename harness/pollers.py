@@ -100,7 +100,7 @@ class Attempt:
     agent: str
     size: str
     attempt: int  # 1 = the poll's first try
-    outcome: str  # HTTP status, "timeout", "connect_error", "error" or "harness_overloaded"
+    outcome: str  # HTTP status, "timeout", "connect_error", "error", "abandoned" or "harness_overloaded"
     latency_s: float | None  # how long the agent waited; None when no answer came (refused, reset)
     items: int | None = None  # conversations in a 200 answer
 
@@ -120,6 +120,7 @@ class AgentPollers:
         rng: random.Random,
         page_limit: int = 50,
         max_in_flight: int = 600,
+        finish_grace_s: float = 2.0,
     ) -> None:
         self._api_url = api_url
         self.agents = list(agents)
@@ -127,6 +128,7 @@ class AgentPollers:
         self._rng = rng
         self._page_limit = page_limit
         self._max_in_flight = max_in_flight
+        self.finish_grace_s = finish_grace_s
         self._in_flight: set[asyncio.Task[None]] = set()
         self.attempts: list[Attempt] = []
         self.gave_up: Counter[str] = Counter()  # polls that stopped retrying, by reason
@@ -138,8 +140,17 @@ class AgentPollers:
         ) as client:
             loops = [asyncio.create_task(self._agent_loop(client, agent, stop)) for agent in self.agents]
             await asyncio.gather(*loops)
-            if self._in_flight:
-                await asyncio.wait(self._in_flight)
+            await self._finish_in_flight()
+
+    async def _finish_in_flight(self) -> None:
+        """A short grace for the polls still out, then they are abandoned: a vulnerable client
+        may hold a request for tens of seconds (timeouts times attempts), which says nothing new."""
+        if not self._in_flight:
+            return
+        _, pending = await asyncio.wait(self._in_flight, timeout=self.finish_grace_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _agent_loop(self, client: httpx.AsyncClient, agent: PollingAgent, stop: asyncio.Event) -> None:
         headers = {"Authorization": f"Bearer {credentials.agent_token(agent.name)}"}
@@ -206,6 +217,9 @@ class AgentPollers:
             return -1.0
         except httpx.HTTPError:
             return -1.0  # reset mid-answer (a restart): no latency to speak of
+        except asyncio.CancelledError:
+            record.outcome = "abandoned"  # still waiting when the run ended
+            raise
         record.latency_s = time.monotonic() - started
         record.outcome = str(reply.status_code)
         if reply.status_code == 200:

@@ -35,9 +35,9 @@ from harness.broker_watch import BrokerWatch
 from harness.checks import Check
 from harness.history import OK
 from harness.latency import summarize
-from harness.runner import Run
+from harness.runner import HarnessError, Run
 from harness.scenario import Drill, Scenario, Timing
-from services.common import keys
+from services.common import broker, keys
 from services.live.client import LiveClient
 
 TEST_FLOOD_TICKETS = 100_000
@@ -48,6 +48,10 @@ DRAIN_LIMIT_S = 600.0  # the postmortem: every email and event processed within 
 LIVE_CLIENTS = 3
 FIREWALL_MAX_S = 60.0  # the postmortem's 12 minutes, scaled to the drill
 PUBLISHERS = ("api", "relay")  # the services that feed the event queues
+CLEAN_START_WAIT_S = 180.0  # how long a run waits for an earlier run's bulk backlog to drain
+# Where a bulk backlog can wait: the api's bulk lane and deferred stream, and the broker's queues.
+_LEFTOVER_STREAMS = (keys.OUTBOX_BULK, keys.OUTBOX_DEFERRED)
+_LEFTOVER_QUEUES = (broker.BULK_QUEUE, broker.EVENTS_QUEUE)
 
 
 class EventFlood(Scenario):
@@ -110,6 +114,8 @@ class EventFlood(Scenario):
 
     async def prepare(self, run: Run) -> None:
         endpoints = await run.call(run.stack.endpoints)
+        self.watch = BrokerWatch(endpoints, run.timeline.elapsed)
+        await self._wait_for_clean_lanes(run, endpoints.redis)
         self.view = f"flood-{run.seed}-{int(time.time())}"
         admin = {"Authorization": f"Bearer {credentials.admin_token()}"}
         started = time.monotonic()
@@ -138,6 +144,30 @@ class EventFlood(Scenario):
         )
         self._watch_task = asyncio.create_task(self.watch.run(self._watch_stop))
         run.add_load(lambda stop: self._live_clients(run, endpoints.live, stop))
+
+    async def _wait_for_clean_lanes(self, run: Run, redis_url: str) -> None:
+        """An earlier run's bulk backlog would blur this one's figures: wait for it, or refuse."""
+        assert self.watch is not None
+        client = aioredis.from_url(redis_url, decode_responses=True)
+        deadline = time.monotonic() + CLEAN_START_WAIT_S
+        noted = False
+        try:
+            while True:
+                leftovers = {stream: int(await client.xlen(stream)) for stream in _LEFTOVER_STREAMS}
+                depths = await self.watch.queue_depths()
+                leftovers.update({queue: depths.get(queue, 0) for queue in _LEFTOVER_QUEUES})
+                leftovers = {where: count for where, count in leftovers.items() if count}
+                if not leftovers:
+                    return
+                if time.monotonic() > deadline:
+                    waited = f"{CLEAN_START_WAIT_S:.0f} s"
+                    raise HarnessError(f"an earlier backlog is still waiting after {waited}: {leftovers}")
+                if not noted:
+                    run.timeline.add("note", f"waiting for an earlier run's backlog to drain: {leftovers}")
+                    noted = True
+                await run.sleep(2)
+        finally:
+            await client.aclose()
 
     # -- the flood -----------------------------------------------------------------------------------
 
@@ -240,7 +270,8 @@ class EventFlood(Scenario):
 
     async def _wait_for_bulk_drain(self, run: Run) -> None:
         """Until every bulk event the api emitted was applied, progress stalls, or the drain limit."""
-        deadline = time.monotonic() + max(self.timing.drain_timeout_s, 60)
+        flood_age = time.time() - (self.flood_started_at or time.time())
+        deadline = time.monotonic() + max(DRAIN_LIMIT_S - flood_age, 60)
         last_count, last_progress = -1, time.monotonic()
         while time.monotonic() < deadline:
             assert run.observer is not None

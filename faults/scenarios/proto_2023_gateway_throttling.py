@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -26,14 +27,10 @@ from harness.runner import LOAD_AGENT, HarnessError, Run
 from harness.scenario import Drill, Scenario, Timing
 from harness.store_pressure import StorePressure
 
-ORDINARY_AGENTS = 24
 ORDINARY_CONVERSATIONS = 20
-LARGE_AGENTS = 3
-LARGE_CONVERSATIONS = 10_000
 ORDINARY_POLL_S = 1.0
 LARGE_POLL_S = 2.0
 BOT_TICKETS = 8
-BOT_MESSAGE_RATE = 4.0
 FIX_WATCH_S = 15.0  # how long the runbook watches after the fix's restart before rolling back
 RATE_BUCKET_S = 2.0
 
@@ -41,6 +38,17 @@ P99_BUDGET_S = 0.300  # ordinary agents' service level
 RESTART_RATE_BUDGET = 2.0  # request rate after the restart, as a multiple of the steady rate
 BOT_GAP_BUDGET_S = 5.0
 LARGE_OK_SHARE = 0.8  # of large accounts' polls answered while the release runs
+
+
+@dataclass
+class Population:
+    """Who polls and posts; the bench makes it bigger. At test size a steady api is far inside its
+    service level even on a busy machine, and one large account alone saturates the release."""
+
+    ordinary_agents: int = 8
+    large_agents: int = 2
+    large_conversations: int = 10_000
+    bot_message_rate: float = 2.0
 
 
 class GatewayThrottling(Scenario):
@@ -90,6 +98,7 @@ class GatewayThrottling(Scenario):
 
     def __init__(self, timing: Timing | None = None) -> None:
         super().__init__(timing)
+        self.population = Population()
         self._pollers: AgentPollers | None = None
         self._pressure: StorePressure | None = None
         self._marks: dict[str, float] = {}
@@ -97,7 +106,7 @@ class GatewayThrottling(Scenario):
 
     def default_timing(self) -> Timing:
         return Timing(
-            steady_s=10, outage_s=20, after_recovery_s=10, drain_timeout_s=60, message_rate=10, tickets=10
+            steady_s=10, outage_s=15, after_recovery_s=8, drain_timeout_s=30, message_rate=4, tickets=8
         )
 
     # -- steps ------------------------------------------------------------------------------------
@@ -106,11 +115,15 @@ class GatewayThrottling(Scenario):
         endpoints = await run.call(run.stack.endpoints)
         # Names new to this run, so each account has exactly its seeded conversations.
         run_tag = f"{int(time.time()) % 100000:05d}"
+        size = self.population
         agents = [
-            PollingAgent(f"agent{n:02d}-{run_tag}", ORDINARY, ORDINARY_POLL_S) for n in range(ORDINARY_AGENTS)
+            PollingAgent(f"agent{n:02d}-{run_tag}", ORDINARY, ORDINARY_POLL_S)
+            for n in range(size.ordinary_agents)
         ]
-        agents += [PollingAgent(f"bigaccount{n}-{run_tag}", LARGE, LARGE_POLL_S) for n in range(LARGE_AGENTS)]
-        bot_tickets = await _seed(endpoints.api, agents)
+        agents += [
+            PollingAgent(f"bigaccount{n}-{run_tag}", LARGE, LARGE_POLL_S) for n in range(size.large_agents)
+        ]
+        bot_tickets = await _seed(endpoints.api, agents, size.large_conversations)
         policy = BUDGETED if run.profile == "hardened" else IMMEDIATE
         self._pollers = AgentPollers(endpoints.api, agents, policy, random.Random(run.seed * 7919))
         self._pressure = StorePressure(endpoints.redis)
@@ -119,7 +132,7 @@ class GatewayThrottling(Scenario):
             credentials.agent_token(LOAD_AGENT),
             run.history,
             random.Random(run.seed * 104729),
-            BOT_MESSAGE_RATE,
+            size.bot_message_rate,
             bot_tickets,
             name="bot-messages",
         )
@@ -129,9 +142,10 @@ class GatewayThrottling(Scenario):
         self._marks["load"] = time.time()
         run.timeline.add(
             "note",
-            f"{ORDINARY_AGENTS} ordinary agents ({ORDINARY_CONVERSATIONS} conversations) poll every "
-            f"{ORDINARY_POLL_S:g} s, {LARGE_AGENTS} large accounts ({LARGE_CONVERSATIONS} conversations) "
-            f"every {LARGE_POLL_S:g} s; client retry policy {policy.name}; {BOT_TICKETS} bot tickets",
+            f"{size.ordinary_agents} ordinary agents ({ORDINARY_CONVERSATIONS} conversations) poll every "
+            f"{ORDINARY_POLL_S:g} s, {size.large_agents} large accounts "
+            f"({size.large_conversations} conversations) every {LARGE_POLL_S:g} s; "
+            f"client retry policy {policy.name}; {BOT_TICKETS} bot tickets",
         )
 
     async def inject(self, run: Run) -> None:
@@ -155,6 +169,7 @@ class GatewayThrottling(Scenario):
         run.action("deploy the fix: restart the api while the requests are piled up")
         self._marks["fix"] = time.time()
         await run.inject(RestartContainer("api"), "the fix deployed: api restarted")
+        self._marks["fix_restarted"] = time.time()  # the new process is starting
         await _wait_serving(run)
         self._marks["fix_live"] = time.time()
         await run.sleep(FIX_WATCH_S)
@@ -193,7 +208,12 @@ class GatewayThrottling(Scenario):
         steady = self._steady_rate()
         restart_peak = self._peak_rate(marks["fix"], marks["rollback"])
         ratio = restart_peak / steady if steady else float("inf")
-        gap, replies = self._longest_bot_gap(run, marks["release_live"], marks["rollback"])
+        # While Docker stops and starts the single api no request can be served at all; that is
+        # the deployment's cost, not the throttling's, so the check skips it (the whole-run figure
+        # keeps it). The new process's start-up, and any pile it meets, still count.
+        gap, replies = self._longest_bot_gap(
+            run, marks["release_live"], marks["rollback"], skip=(marks["fix"], marks["fix_restarted"])
+        )
         gap_all, _ = self._longest_bot_gap(run, marks["load"], end)
         release_window = (marks["release_live"], marks["fix"])
         large_shares = {
@@ -231,7 +251,8 @@ class GatewayThrottling(Scenario):
             Check(
                 "chatbot.longest_gap",
                 gap <= BOT_GAP_BUDGET_S,
-                f"{gap:.1f} s without an automated reply ({replies} replies from release to rollback)",
+                f"{gap:.1f} s without an automated reply ({replies} replies from release to rollback, "
+                f"the api's {marks['fix_restarted'] - marks['fix']:.1f} s stop and start aside)",
                 f"<= {BOT_GAP_BUDGET_S:g} s",
             ),
             Check(
@@ -254,21 +275,25 @@ class GatewayThrottling(Scenario):
 
     def _steady_rate(self) -> float:
         assert self._pollers is not None
-        # The first bucket is skipped: agents start polling at random offsets within one interval.
-        start = self._marks["load"] + LARGE_POLL_S
-        buckets = pollers.rate_series(self._pollers.attempts, start, self._marks["release"], RATE_BUCKET_S)
-        return sum(buckets) / (len(buckets) * RATE_BUCKET_S) if buckets else 0.0
+        # The first interval is skipped: agents start polling at random offsets within it.
+        start, end = self._marks["load"] + LARGE_POLL_S, self._marks["release"]
+        sent = sum(pollers.rate_series(self._pollers.attempts, start, end, end - start))
+        return sent / (end - start) if end > start else 0.0
 
     def _peak_rate(self, start: float, end: float) -> float:
         assert self._pollers is not None
         buckets = pollers.rate_series(self._pollers.attempts, start, end, RATE_BUCKET_S)
         return max(buckets, default=0) / RATE_BUCKET_S
 
-    def _longest_bot_gap(self, run: Run, start: float, end: float) -> tuple[float, int]:
-        """The longest stretch of [start, end) with no automated reply, and the replies in it."""
+    def _longest_bot_gap(
+        self, run: Run, start: float, end: float, skip: tuple[float, float] | None = None
+    ) -> tuple[float, int]:
+        """The longest stretch of [start, end) with no automated reply (not counting the time
+        inside `skip`), and the replies in it."""
         replies = sorted(at for at in run.history.observation_columns("bot_reply").at if start <= at < end)
         edges = [start, *replies, end]
-        return max(b - a for a, b in itertools.pairwise(edges)), len(replies)
+        gaps = [b - a - (_overlap((a, b), skip) if skip else 0.0) for a, b in itertools.pairwise(edges)]
+        return max(gaps), len(replies)
 
     def _record_metrics(
         self,
@@ -288,9 +313,9 @@ class GatewayThrottling(Scenario):
         del shed["200"]
         run.metrics["gateway"] = {
             "agents": {
-                "ordinary": ORDINARY_AGENTS,
-                "large": LARGE_AGENTS,
-                "large_conversations": LARGE_CONVERSATIONS,
+                "ordinary": self.population.ordinary_agents,
+                "large": self.population.large_agents,
+                "large_conversations": self.population.large_conversations,
                 "client_retry_policy": self._pollers.policy.name,
             },
             "marks_s": {name: round(at - marks["load"], 2) for name, at in marks.items()},
@@ -315,19 +340,23 @@ class GatewayThrottling(Scenario):
                 for size in (ORDINARY, LARGE)
             },
             "retries_given_up": dict(self._pollers.gave_up),
-            "chatbot": {"replies_release_to_rollback": replies, "longest_gap_s": round(gap, 2)},
+            "chatbot": {
+                "replies_release_to_rollback": replies,
+                "longest_gap_s": round(gap, 2),
+                "api_stop_start_s": round(marks["fix_restarted"] - marks["fix"], 2),
+            },
             "chatbot_longest_gap_whole_run_s": round(gap_all, 2),
             "redis": {phase: self._pressure.summary(*window) for phase, window in phases.items()},
         }
 
 
-async def _seed(api_url: str, agents: list[PollingAgent]) -> list[int]:
+async def _seed(api_url: str, agents: list[PollingAgent], large_conversations: int) -> list[int]:
     """Each agent's conversations (server-side seeding: fast), and the bot tickets; returns their ids."""
     admin = {"Authorization": f"Bearer {credentials.admin_token()}"}
     agent = {"Authorization": f"Bearer {credentials.agent_token(LOAD_AGENT)}"}
     async with httpx.AsyncClient(base_url=api_url, timeout=60) as client:
         for polling in agents:
-            count = LARGE_CONVERSATIONS if polling.size == LARGE else ORDINARY_CONVERSATIONS
+            count = large_conversations if polling.size == LARGE else ORDINARY_CONVERSATIONS
             reply = await client.post(
                 "/views/livechat/seed", json={"tickets": count, "assignee": polling.name}, headers=admin
             )
@@ -367,6 +396,10 @@ def _ok_share(attempts: list[pollers.Attempt], agent: str, start: float, end: fl
     polls = [a for a in attempts if a.agent == agent and start <= a.at < end]
     first_tries = sum(1 for a in polls if a.attempt == 1)
     return sum(a.ok for a in polls) / first_tries if first_tries else 0.0
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
 
 
 def _ms(seconds: float | None) -> str:

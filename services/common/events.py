@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 MESSAGE_CREATED = "message.created"
@@ -31,7 +31,16 @@ class Event:
         return self.type == TICKET_BULK_UPDATED
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        # The same JSON as asdict() would give, without its deep copy: a bulk action encodes 100,000s.
+        body = {
+            "type": self.type,
+            "ticket_id": self.ticket_id,
+            "event_id": self.event_id,
+            "message_id": self.message_id,
+            "created_at": self.created_at,
+            "data": self.data,
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Event:

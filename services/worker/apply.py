@@ -152,15 +152,33 @@ class EffectApplier:
 
     def apply(self, event: Event) -> Outcome:
         """Apply the event's effects atomically; raises EventError for an event that cannot apply."""
-        call = script_call(event, self._settings)
-        applied, count = self._scripts[call.source](keys=call.keys, args=call.args)
-        if not applied:
-            return Outcome(applied=False)
-        if event.type != MESSAGE_CREATED:
-            return Outcome(applied=True)
-        view = view_of(event)
-        self._publish_view(event, view, int(count))
-        return Outcome(applied=True, view=view, view_count=int(count))
+        return self.apply_batch([event])[0]
+
+    def check(self, event: Event) -> None:
+        """Raises EventError when the event could never be applied (so it is not worth a retry)."""
+        script_call(event, self._settings)
+
+    def apply_batch(self, events: list[Event]) -> list[Outcome]:
+        """Apply each event's effects atomically, all in one round trip, in order.
+
+        Each event is still its own script (all of its effects or none); the pipeline only saves
+        the round trips, which is what bounds a worker draining a flood of bulk events."""
+        calls = [script_call(event, self._settings) for event in events]
+        with self._client.pipeline(transaction=False) as pipe:
+            for call in calls:
+                self._scripts[call.source](keys=call.keys, args=call.args, client=pipe)
+            results = pipe.execute()
+        outcomes = []
+        for event, (applied, count) in zip(events, results, strict=True):
+            if not applied:
+                outcomes.append(Outcome(applied=False))
+            elif event.type != MESSAGE_CREATED:
+                outcomes.append(Outcome(applied=True))
+            else:
+                view = view_of(event)
+                self._publish_view(event, view, int(count))
+                outcomes.append(Outcome(applied=True, view=view, view_count=int(count)))
+        return outcomes
 
     def _publish_view(self, event: Event, view: str, count: int) -> None:
         # After the transaction: a lost live update is repaired by the next one, a failed

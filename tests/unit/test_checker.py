@@ -171,7 +171,7 @@ def test_a_message_overtaking_an_earlier_acknowledged_one_on_its_ticket_is_an_or
 
     assert verdict.order_violations == 1
     assert verdict.order_violation_sample == (OrderViolation(7, "first", "second"),)
-    assert not _checks_by_name(verdict.to_checks())["messages.per_ticket_order"].passed
+    assert not _checks_by_name(verdict.to_checks(check_order=True))["messages.per_ticket_order"].passed
 
 
 def test_concurrent_messages_on_a_ticket_may_take_effect_in_either_order():
@@ -377,3 +377,15 @@ def test_channels_are_judged_separately_per_client():
 
     assert (verdict.streams, verdict.gaps) == (2, 0)
     assert verdict.channel_max == {"views": 2, "typing": 5}
+
+
+def test_per_ticket_order_is_measured_always_but_judged_only_when_asked():
+    history = History()
+    first = history.invoke("c", "post_message", "m1", ticket_id=1)
+    first.ok()
+    history.invoke("c", "post_message", "m2", ticket_id=1).ok()
+    history.observe("processed", "m2", 10.0, ticket_id=1)
+    history.observe("processed", "m1", 10.1, ticket_id=1)
+    verdict = check_messages(history)
+    assert verdict.order_violations == 1
+    assert "messages.per_ticket_order" not in {c.name for c in verdict.to_checks()}

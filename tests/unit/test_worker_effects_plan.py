@@ -103,6 +103,6 @@ def test_a_bulk_event_the_worker_cannot_apply_is_malformed(data):
         bulk_changes(Event(TICKET_BULK_UPDATED, 1, data=data))
 
 
-def test_bulk_consumption_takes_a_smaller_share_of_deliveries():
-    assert bulk_prefetch(50) == 10
-    assert bulk_prefetch(1) == 1
+def test_bulk_consumption_takes_deliveries_in_whole_batches():
+    assert bulk_prefetch(50) == 250
+    assert bulk_prefetch(1000) == 1000

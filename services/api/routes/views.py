@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from typing import Annotated, Any
 
 from fastapi import Path
@@ -15,6 +18,9 @@ from services.common.events import TICKET_BULK_UPDATED, Event
 router = agent_router()
 admin_routes = admin_router()
 
+# Events per step of a bulk action: small enough that the other requests barely notice one.
+BULK_CHUNK = 250
+
 ViewPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,100}$", description="view name")]
 
 
@@ -27,13 +33,22 @@ async def view_count(name: ViewPath, context: Context, _caller: CurrentCaller) -
 async def bulk_action(
     name: ViewPath, action: models.BulkAction, context: Context, _caller: CurrentCaller
 ) -> dict[str, Any]:
-    """One event per ticket of the view, on the same path as message events, 1000 at a time."""
+    """One event per ticket of the view, on the same path as message events, a chunk at a time.
+
+    Between chunks the request hands the event loop back, so message posts arriving during a
+    huge bulk action wait for at most one chunk, never for the whole view."""
     data = {"action": action.action} if action.tag is None else {"action": action.action, "tag": action.tag}
     emitted = 0
-    async for chunk in context.store.view_ticket_chunks(name):
-        events = [Event(type=TICKET_BULK_UPDATED, ticket_id=ticket_id, data=data) for ticket_id in chunk]
+    action_id = uuid.uuid4().hex  # one random id per action; each event's id adds its ticket
+    async for chunk in context.store.view_ticket_chunks(name, size=BULK_CHUNK):
+        now = time.time()
+        events = [
+            Event(TICKET_BULK_UPDATED, ticket_id, f"{action_id}-{ticket_id}", created_at=now, data=data)
+            for ticket_id in chunk
+        ]
         await context.emit(events)
         emitted += len(chunk)
+        await asyncio.sleep(0)  # the emit may not have suspended: let other requests run
     return {"view": name, "events": emitted}
 
 
