@@ -236,6 +236,14 @@ class AgentPopulation:
             1 for tab in (self.tabs if tabs is None else tabs) if tab.client.banner is Banner.CONNECTED
         )
 
+    def served_in(self, version: int) -> int:
+        """Tabs with a live session in protocol `version`."""
+        return sum(
+            1
+            for tab in self.tabs
+            if tab.client.negotiated_version == version and tab.client.banner is Banner.CONNECTED
+        )
+
     def attempts(self) -> int:
         return sum(tab.client.stats.attempts for tab in self.tabs)
 
@@ -325,6 +333,7 @@ class ViewTruth:
         self.seq = seq
         self.counts = counts
         self._updates = updates  # (seq, view, count), ascending
+        self._by_seq: dict[int, dict[str, int]] = {}  # most tabs sit at the same few sequences
 
     @classmethod
     async def read(cls, client: aioredis.Redis) -> ViewTruth:
@@ -341,6 +350,11 @@ class ViewTruth:
         return cls(int(seq or 0), {str(v): int(c) for v, c in counts.items()}, updates)
 
     def at(self, seq: int) -> dict[str, int]:
+        if seq not in self._by_seq:
+            self._by_seq[seq] = self._counts_at(seq)
+        return self._by_seq[seq]
+
+    def _counts_at(self, seq: int) -> dict[str, int]:
         counts = dict(self.counts)
         changed_later = {view for s, view, _ in self._updates if s > seq}
         for view in changed_later:

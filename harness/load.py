@@ -19,6 +19,17 @@ from harness.latency import LatencySummary, summarize
 from harness.pacing import pause
 
 MAX_IN_FLIGHT = 1000
+MAX_ATTEMPTS = 3  # per message, when the api sheds load and says when to come back
+MAX_RETRY_WAIT_S = 2.0
+
+
+def _retry_after(reply: httpx.Response) -> float | None:
+    if reply.status_code not in (429, 503):
+        return None
+    try:
+        return max(0.0, float(reply.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
 
 
 @dataclass
@@ -93,8 +104,21 @@ class MessageLoad:
                 await asyncio.wait(self._tasks)
 
     async def _post(self, client: httpx.AsyncClient, n: int, ticket: int, key: str, author: str) -> None:
-        process = f"{self.name}-{n % 16}"
-        op = self._history.invoke(process, "post_message", key, ticket_id=ticket)
+        """Post one message; a refusal that says when to come back (Retry-After) is retried with the
+        same idempotency key, as a well-behaved client does, each attempt recorded on its own."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            retry_after = await self._attempt(client, n, ticket, key, author, attempt)
+            if retry_after is None or attempt == MAX_ATTEMPTS:
+                return
+            await asyncio.sleep(self._rng.uniform(0, min(retry_after, MAX_RETRY_WAIT_S)))  # full jitter
+
+    async def _attempt(
+        self, client: httpx.AsyncClient, n: int, ticket: int, key: str, author: str, attempt: int
+    ) -> float | None:
+        """One request; returns the Retry-After delay when the api asked to come back later."""
+        op = self._history.invoke(
+            f"{self.name}-{n % 16}", "post_message", key, ticket_id=ticket, attempt=attempt
+        )
         self.stats.sent += 1
         started = time.monotonic()
         try:
@@ -104,26 +128,28 @@ class MessageLoad:
         except httpx.ConnectError as exc:
             op.fail(f"connect: {exc}")  # the request never reached the api
             self._count("fail", "connect_error")
-            return
+            return None
         except httpx.TimeoutException:
             op.info("timeout")  # it may or may not have been stored
             self._count("info", "timeout")
-            return
+            return None
         except httpx.HTTPError as exc:
             op.info(f"{type(exc).__name__}: {exc}")
             self._count("info", type(exc).__name__)
-            return
+            return None
         elapsed = time.monotonic() - started
         self.stats.latencies.append((time.time(), elapsed))
         if reply.status_code == 202:
             op.ok(status=202)
             self._count("ok", "202")
-        elif reply.status_code < 500:
+            return None
+        if reply.status_code < 500:
             op.fail(f"HTTP {reply.status_code}", status=reply.status_code)
             self._count("fail", str(reply.status_code))
         else:  # a 5xx may come after the message was stored
             op.info(f"HTTP {reply.status_code}", status=reply.status_code)
             self._count("info", str(reply.status_code))
+        return _retry_after(reply)
 
     def _count(self, outcome: str, status: str) -> None:
         self.stats.outcomes[outcome] += 1

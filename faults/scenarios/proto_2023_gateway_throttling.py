@@ -28,10 +28,10 @@ from harness.scenario import Drill, Scenario, Timing
 from harness.store_pressure import StorePressure
 
 ORDINARY_CONVERSATIONS = 20
-ORDINARY_POLL_S = 1.0
+ORDINARY_POLL_S = 0.5  # often enough that each phase has 100+ polls, so p99 is not just the worst one
 LARGE_POLL_S = 2.0
 BOT_TICKETS = 8
-FIX_WATCH_S = 15.0  # how long the runbook watches after the fix's restart before rolling back
+FIX_WATCH_S = 12.0  # how long the runbook watches after the fix's restart before rolling back
 RATE_BUCKET_S = 2.0
 
 P99_BUDGET_S = 0.300  # ordinary agents' service level
@@ -45,7 +45,7 @@ class Population:
     """Who polls and posts; the bench makes it bigger. At test size a steady api is far inside its
     service level even on a busy machine, and one large account alone saturates the release."""
 
-    ordinary_agents: int = 8
+    ordinary_agents: int = 10
     large_agents: int = 2
     large_conversations: int = 10_000
     bot_message_rate: float = 2.0
@@ -208,12 +208,9 @@ class GatewayThrottling(Scenario):
         steady = self._steady_rate()
         restart_peak = self._peak_rate(marks["fix"], marks["rollback"])
         ratio = restart_peak / steady if steady else float("inf")
-        # While Docker stops and starts the single api no request can be served at all; that is
-        # the deployment's cost, not the throttling's, so the check skips it (the whole-run figure
-        # keeps it). The new process's start-up, and any pile it meets, still count.
-        gap, replies = self._longest_bot_gap(
-            run, marks["release_live"], marks["rollback"], skip=(marks["fix"], marks["fix_restarted"])
-        )
+        # The fix's restart counts in full: how long the old process takes to stop is the pile's
+        # doing (requests in flight hold it until Docker kills it) unless it drains within a bound.
+        gap, replies = self._longest_bot_gap(run, marks["release_live"], marks["rollback"])
         gap_all, _ = self._longest_bot_gap(run, marks["load"], end)
         release_window = (marks["release_live"], marks["fix"])
         large_shares = {
@@ -251,8 +248,8 @@ class GatewayThrottling(Scenario):
             Check(
                 "chatbot.longest_gap",
                 gap <= BOT_GAP_BUDGET_S,
-                f"{gap:.1f} s without an automated reply ({replies} replies from release to rollback, "
-                f"the api's {marks['fix_restarted'] - marks['fix']:.1f} s stop and start aside)",
+                f"{gap:.1f} s without an automated reply ({replies} replies from release to rollback; "
+                f"the fix's restart took {marks['fix_restarted'] - marks['fix']:.1f} s)",
                 f"<= {BOT_GAP_BUDGET_S:g} s",
             ),
             Check(
@@ -285,15 +282,11 @@ class GatewayThrottling(Scenario):
         buckets = pollers.rate_series(self._pollers.attempts, start, end, RATE_BUCKET_S)
         return max(buckets, default=0) / RATE_BUCKET_S
 
-    def _longest_bot_gap(
-        self, run: Run, start: float, end: float, skip: tuple[float, float] | None = None
-    ) -> tuple[float, int]:
-        """The longest stretch of [start, end) with no automated reply (not counting the time
-        inside `skip`), and the replies in it."""
+    def _longest_bot_gap(self, run: Run, start: float, end: float) -> tuple[float, int]:
+        """The longest stretch of [start, end) with no automated reply, and the replies in it."""
         replies = sorted(at for at in run.history.observation_columns("bot_reply").at if start <= at < end)
         edges = [start, *replies, end]
-        gaps = [b - a - (_overlap((a, b), skip) if skip else 0.0) for a, b in itertools.pairwise(edges)]
-        return max(gaps), len(replies)
+        return max(b - a for a, b in itertools.pairwise(edges)), len(replies)
 
     def _record_metrics(
         self,
@@ -396,10 +389,6 @@ def _ok_share(attempts: list[pollers.Attempt], agent: str, start: float, end: fl
     polls = [a for a in attempts if a.agent == agent and start <= a.at < end]
     first_tries = sum(1 for a in polls if a.attempt == 1)
     return sum(a.ok for a in polls) / first_tries if first_tries else 0.0
-
-
-def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
-    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
 
 
 def _ms(seconds: float | None) -> str:

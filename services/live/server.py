@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -47,6 +47,8 @@ log = logging.getLogger("live.server")
 ADMIN = "admin"  # the agent name sessions opened with the admin token run under (exempt from the cap)
 _MAX_FRAME_BYTES = 64 * 1024
 _CLOSE_TIMEOUT_S = 5.0
+# On shutdown every tab gets 1001 at once; a laptop asleep never answers, and a release must not wait on it.
+_SHUTDOWN_CLOSE_TIMEOUT_S = 0.5
 
 
 class LiveServer:
@@ -278,7 +280,7 @@ class LiveServer:
         ) as server:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, server.close)  # closes every session 1001: going away
+                loop.add_signal_handler(signum, _shut_down, server)
             log.info(
                 "live server on %s:%d protocol=%d resume=%s stale_close=%s handshakes/s=%s per-agent=%d "
                 "heartbeat=%ss timeout=%ss",
@@ -298,6 +300,13 @@ class LiveServer:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._redis.aclose()
         await self._reader_redis.aclose()
+
+
+def _shut_down(server: Server) -> None:
+    """Close every session 1001 (going away), waiting only briefly for tabs that stopped reading."""
+    for connection in server.connections:
+        connection.close_timeout = _SHUTDOWN_CLOSE_TIMEOUT_S
+    server.close()
 
 
 def _respond(connection: ServerConnection, status: int, body: str, content_type: str) -> Response:

@@ -85,8 +85,9 @@ class Outbox:
         value = self._client.get(keys.OUTBOX_CURSOR)
         return value or "0-0"
 
-    def read_after(self, cursor: str, count: int, block_ms: int) -> list[tuple[str, dict[str, str]]]:
-        """Entries with an id greater than the cursor, oldest first (waits up to block_ms for one)."""
+    def read_after(self, cursor: str, count: int, block_ms: int | None) -> list[tuple[str, dict[str, str]]]:
+        """Entries with an id greater than the cursor, oldest first (waits up to block_ms for one;
+        None: answers at once)."""
         answer = self._client.xread({keys.OUTBOX: cursor}, count=count, block=block_ms)
         return answer[0][1] if answer else []
 

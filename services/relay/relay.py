@@ -50,6 +50,7 @@ class Relay:
             "backlog": {},
         }
         self._gauges_at = 0.0
+        self._bulk_busy = False
 
     def stop(self) -> None:
         self._stop.set()
@@ -68,9 +69,10 @@ class Relay:
                 self._set_paused(False)
                 self._publisher.ensure_connected()
                 self._publish_deferred()
-                ordinary = self._publish_batch()
-                bulk = self._publish_bulk_chunk()
-                if not (ordinary or bulk):
+                # While bulk work waits, the ordinary read does not block: it would idle the bulk lane.
+                ordinary = self._publish_batch(block=not self._bulk_busy)
+                self._bulk_busy = self._publish_bulk_chunk()
+                if not (ordinary or self._bulk_busy):
                     self._publisher.idle(0.05)
                 self._backoff.reset()
             except Exception as exc:  # broker, Redis or a bug: the relay backs off and keeps its events
@@ -84,11 +86,11 @@ class Relay:
                 self._publisher.idle(delay)
         self._publisher.close()
 
-    def _publish_batch(self) -> bool:
+    def _publish_batch(self, block: bool = True) -> bool:
         """Publish the next entries after the cursor; False when the outbox had nothing new."""
         cursor = self._outbox.cursor()
         # With the connection open, a blocking read would starve its heartbeats: keep it short.
-        raw_entries = self._outbox.read_after(cursor, BATCH, block_ms=READ_BLOCK_MS)
+        raw_entries = self._outbox.read_after(cursor, BATCH, block_ms=READ_BLOCK_MS if block else None)
         if not raw_entries:
             return False
         progress = BatchProgress()

@@ -13,7 +13,9 @@ from harness.pollers import (
     IMMEDIATE,
     LARGE,
     ORDINARY,
+    AgentPollers,
     Attempt,
+    PollingAgent,
     RetryBudget,
     latency,
     over_time,
@@ -137,3 +139,26 @@ def test_without_limits_everything_is_admitted_and_in_flight_is_counted_back_to_
     admission = Admission()
     assert asyncio.run(admission.run("GET /x", "a", lambda: _hold(0.0))) == "done"
     assert admission.in_flight == 0
+
+
+def test_polls_still_out_when_the_run_ends_are_abandoned_after_a_short_grace():
+    async def scenario() -> list[str]:
+        async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(30)
+
+        server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        agents = [PollingAgent("agent00", ORDINARY, 1.0)]
+        polling = AgentPollers(f"http://127.0.0.1:{port}", agents, IMMEDIATE, random.Random(1))
+        polling.finish_grace_s = 0.1
+        stop = asyncio.Event()
+        task = asyncio.create_task(polling.run(stop))
+        await asyncio.sleep(0.3)
+        while not polling.attempts:  # its first poll starts at a random offset within the interval
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(task, 2.0)  # not the client's 10 s timeout
+        server.close()
+        return [a.outcome for a in polling.attempts]
+
+    assert asyncio.run(scenario()) == ["abandoned"]

@@ -1,0 +1,94 @@
+"""The gateway throttling incident at a bigger size: more agents, bigger large accounts, longer phases.
+
+Runs proto-2023-gateway-throttling for each profile asked for and prints what the postmortem asks
+about: ordinary agents' latency by phase, the request rate before and after the fix's restart, the
+chatbot's longest silence, how the large accounts fared, what was shed and why, and Redis under it.
+Asserts nothing. Needs the stack up (`outage up`, with OUTAGE_PROJECT set).
+
+    .venv/bin/python bench/gateway_throttling_bench.py --ordinary 40 --large 4 --conversations 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from faults.scenarios.proto_2023_gateway_throttling import GatewayThrottling, Population
+from harness.compose_stack import ComposeStack
+from harness.report import RunResult
+from harness.runner import run_scenario
+
+SCENARIO = GatewayThrottling.id
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _print_result(profile: str, result: RunResult) -> None:
+    figures = result.metrics.get("gateway", {})
+    print(f"\n== {SCENARIO} ({profile}): {result.verdict} in {result.wall_s:.0f} s")
+    if result.error:
+        print(f"harness error: {result.error}")
+    for check in result.checks:
+        mark = "ok  " if check.passed else "FAIL"
+        print(f"  {mark} {check.name}: {check.observed} (want {check.expected})")
+    if not figures:
+        return
+    print("population:", json.dumps(figures["agents"]))
+    print("phase marks (s from load start):", json.dumps(figures["marks_s"]))
+    print("latency by phase (count / p50 / p99):")
+    for phase, row in figures["latency_by_phase_s"].items():
+        cells = [f"{size} {v['count']} / {_ms(v['p50'])} / {_ms(v['p99'])}" for size, v in row.items()]
+        print(f"  {phase:<15} {'   '.join(cells)}")
+    print(
+        f"request rate: steady {figures['steady_rate_per_s']}/s; after the fix's restart "
+        f"{figures['restart_peak_rate_per_s']}/s at peak ({figures['restart_peak_ratio']}x); "
+        f"release deploy {figures['release_deploy_peak_rate_per_s']}/s; "
+        f"rollback {figures['rollback_peak_rate_per_s']}/s"
+    )
+    whole_run_gap = figures["chatbot_longest_gap_whole_run_s"]
+    print("chatbot:", json.dumps(figures["chatbot"]), f"(whole run: {whole_run_gap} s)")
+    print("not answered, by size:", json.dumps(figures["not_ok_by_size"]))
+    print("retries given up:", json.dumps(figures["retries_given_up"]))
+    print("redis by phase:", json.dumps(figures["redis"]))
+    print("over time (t: rate/s ok-share p99 ms, ordinary | large):")
+    rows = figures["over_time"]
+    for ordinary, large in zip(rows[::2], rows[1::2], strict=True):
+        print(
+            f"  {ordinary['t']:>6}: {ordinary['rate_per_s']:>6} {ordinary['ok_share']} {ordinary['p99_ms']}"
+            f"  |  {large['rate_per_s']:>5} {large['ok_share']} {large['p99_ms']}"
+        )
+    print("messages:", json.dumps(result.messages))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=("hardened", "vulnerable", "both"), default="both")
+    parser.add_argument("--ordinary", type=int, default=30, help="ordinary agents (test size: 10)")
+    parser.add_argument("--large", type=int, default=3, help="large accounts (test size: 2)")
+    parser.add_argument("--conversations", type=int, default=20_000, help="per large account (test: 10,000)")
+    parser.add_argument("--bot-rate", type=float, default=4.0, help="bot messages per second (test: 2)")
+    parser.add_argument("--scale", type=float, default=2.0, help="multiplies every phase's length")
+    parser.add_argument("--report-dir", type=Path, default=Path("reports/gateway-throttling-bench"))
+    args = parser.parse_args()
+
+    stack = ComposeStack()
+    profiles = ("hardened", "vulnerable") if args.profile == "both" else (args.profile,)
+    for profile in profiles:
+        scenario = GatewayThrottling()
+        scenario.population = Population(args.ordinary, args.large, args.conversations, args.bot_rate)
+        timing = scenario.timing
+        timing.steady_s *= args.scale
+        timing.outage_s *= args.scale
+        timing.after_recovery_s *= args.scale
+        result = run_scenario(scenario, stack, profile, 1, args.report_dir / profile)
+        _print_result(profile, result)
+
+
+if __name__ == "__main__":
+    main()
