@@ -28,7 +28,7 @@ demo: up
 test: setup
 	$(BIN)/pytest tests/unit -q
 	$(BIN)/outage up --no-build
-	$(BIN)/pytest tests/stack -q --outage-use-running --junitxml=$(REPORTS)/junit.xml
+	$(BIN)/pytest tests/stack -q --outage-use-running --durations=20 --junitxml=$(REPORTS)/junit.xml
 
 test-unit: venv
 	$(BIN)/pytest tests/unit -q

@@ -17,8 +17,6 @@ import time
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import compress, repeat
-from operator import eq
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -156,6 +154,8 @@ class History:
         self._obs_key: list[str] = []
         self._obs_at = array("d")
         self._obs_meta: list[tuple | None] = []
+        # Indices of each kind's observations: a rare kind is read without scanning a flood of others.
+        self._obs_by_kind: dict[str, list[int]] = {}
 
     # -- recording ------------------------------------------------------------------------------
 
@@ -207,6 +207,7 @@ class History:
         """
         packed = _pack_meta(meta)
         with self._lock:
+            self._obs_by_kind.setdefault(kind, []).append(len(self._obs_kind))
             self._obs_kind.append(self._names.setdefault(kind, kind))
             self._obs_key.append(key)
             self._obs_at.append(at)
@@ -280,15 +281,15 @@ class History:
     def observation_columns(self, kind: str | None = None) -> ObservationColumns:
         """Copies of the observation columns, only those of `kind` if given, in recording order."""
         with self._lock:
-            kinds, keys, ats, metas = self._obs_kind[:], self._obs_key[:], self._obs_at[:], self._obs_meta[:]
-        if kind is not None and kinds.count(kind) != len(kinds):
-            wanted = list(map(eq, kinds, repeat(kind)))
-            kinds, keys, metas = (
-                list(compress(kinds, wanted)),
-                list(compress(keys, wanted)),
-                list(compress(metas, wanted)),
-            )
-            ats = array("d", compress(ats, wanted))
+            if kind is None or len(self._obs_by_kind.get(kind, ())) == len(self._obs_kind):
+                kinds, keys = self._obs_kind[:], self._obs_key[:]
+                ats, metas = self._obs_at[:], self._obs_meta[:]
+            else:
+                indices = self._obs_by_kind.get(kind, [])
+                kinds = [self._obs_kind[i] for i in indices]
+                keys = [self._obs_key[i] for i in indices]
+                ats = array("d", (self._obs_at[i] for i in indices))
+                metas = [self._obs_meta[i] for i in indices]
         unpacked = [_unpack_meta(m) if m else None for m in metas] if any(metas) else [None] * len(metas)
         return ObservationColumns(kind=kinds, key=keys, at=ats, meta=unpacked)
 

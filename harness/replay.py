@@ -42,14 +42,19 @@ class Replay:
 
 
 def availability(history: History, since: float, until: float, op_kind: str) -> Availability:
-    """Operations of `op_kind` invoked between two wall-clock instants, and how many were acked."""
+    """Messages (keys) of `op_kind` first sent between two wall-clock instants, and how many were
+    acknowledged; a retry with the same key is the same message, not another one."""
     ops = history.op_columns()
-    attempted = acked = 0
-    for kind, outcome, invoked in zip(ops.kind, ops.outcome, ops.invoke_wall, strict=True):
-        if kind == op_kind and since <= invoked <= until:
-            attempted += 1
-            acked += outcome == OK
-    return Availability(attempted, acked)
+    first_sent: dict[str | None, float] = {}
+    acked_keys: set[str | None] = set()
+    for kind, key, outcome, invoked in zip(ops.kind, ops.key, ops.outcome, ops.invoke_wall, strict=True):
+        if kind != op_kind:
+            continue
+        first_sent.setdefault(key, invoked)
+        if outcome == OK:
+            acked_keys.add(key)
+    in_window = [key for key, invoked in first_sent.items() if since <= invoked <= until]
+    return Availability(len(in_window), sum(key in acked_keys for key in in_window))
 
 
 def replay_after(

@@ -51,6 +51,7 @@ LIVE_P99_LIMIT_S = 5.0
 DRAIN_LIMIT_S = 600.0  # the postmortem: every email and event processed within ten minutes
 LIVE_CLIENTS = 3
 FIREWALL_MAX_S = 60.0  # the postmortem's 12 minutes, scaled to the drill
+ALARM_HOLD_S = 10.0  # once the alarm is up, on-call takes this long to act: the blocked traffic shows
 PUBLISHERS = ("api", "relay")  # the services that feed the event queues
 CLEAN_START_WAIT_S = 180.0  # how long a run waits for an earlier run's bulk backlog to drain
 # Where a bulk backlog can wait: the api's bulk lane and deferred stream, and the broker's queues.
@@ -112,7 +113,7 @@ class EventFlood(Scenario):
         self.runbook_applied = False
 
     def default_timing(self) -> Timing:
-        return Timing(steady_s=5, outage_s=45, after_recovery_s=3, drain_timeout_s=90, message_rate=20)
+        return Timing(steady_s=5, outage_s=60, after_recovery_s=3, drain_timeout_s=90, message_rate=20)
 
     # -- setup ---------------------------------------------------------------------------------------
 
@@ -227,6 +228,9 @@ class EventFlood(Scenario):
             await asyncio.wait_for(asyncio.shield(self._bulk_task), self.timing.outage_s)
         # Long enough after the last event for normal traffic to show whether it suffers.
         await run.sleep(5)
+        assert self.watch is not None
+        if self.watch.alarm_at is not None:
+            await run.sleep(max(0.0, self.watch.alarm_at + ALARM_HOLD_S - run.timeline.elapsed()))
         self.flood_ended_at = time.time()
 
     # -- the runbook ---------------------------------------------------------------------------------

@@ -117,3 +117,17 @@ def test_reading_a_malformed_history_names_the_line(tmp_path):
     path.write_text('{"type": "observation", "kind": "processed", "key": "m1", "at": 1.0}\n{"type": "op"}\n')
     with pytest.raises(HistoryError, match=r"history.jsonl:2"):
         History.read_jsonl(path)
+
+
+def test_columns_of_one_kind_come_in_recording_order_among_many_others():
+    history = History()
+    for n in range(300):
+        history.observe("live_update", f"views:{n}", float(n), seq=n)
+        if n % 100 == 0:
+            history.observe("canary_processed", f"c{n}", float(n), canary=n)
+    canaries = history.observation_columns("canary_processed")
+    assert canaries.key == ["c0", "c100", "c200"]
+    assert list(canaries.at) == [0.0, 100.0, 200.0]
+    assert [meta["canary"] for meta in canaries.meta] == [0, 100, 200]
+    assert len(history.observation_columns("live_update").key) == 300
+    assert history.observation_columns("never_seen").key == []
