@@ -37,6 +37,7 @@ RATE_BUCKET_S = 2.0
 P99_BUDGET_S = 0.300  # ordinary agents' service level
 RESTART_RATE_BUDGET = 2.0  # request rate after the restart, as a multiple of the steady rate
 BOT_GAP_BUDGET_S = 5.0
+STEADY_OK_SHARE = 0.99  # of ordinary polls answered before any fault, or the run cannot judge
 LARGE_OK_SHARE = 0.8  # of large accounts' polls answered while the release runs
 
 
@@ -149,11 +150,27 @@ class GatewayThrottling(Scenario):
         )
 
     async def inject(self, run: Run) -> None:
+        self._require_a_sound_steady_state()
         self._marks["release"] = time.time()
         release = Deploy(["api"], {"CONVERSATIONS_QUERY": "per_ticket"}, previous=self.settings(run.profile))
         await run.inject(release, "release deployed: conversation list reads each conversation on its own")
         await _wait_serving(run)
         self._marks["release_live"] = time.time()
+
+    def _require_a_sound_steady_state(self) -> None:
+        """Before any fault, the previous version must already meet the service level: if it does
+        not (a machine too busy to host the run), nothing after says anything about the release,
+        so the run ends as a harness error instead of a verdict either way."""
+        assert self._pollers is not None
+        since, now = self._marks["load"], time.time()
+        steady = pollers.latency(self._pollers.attempts, ORDINARY, since, now)
+        polls = [a for a in self._pollers.attempts if a.size == ORDINARY and since <= a.at < now]
+        answered = sum(a.ok for a in polls) / len(polls) if polls else 0.0
+        if steady.p99 is None or steady.p99 > P99_BUDGET_S or answered < STEADY_OK_SHARE:
+            raise HarnessError(
+                f"the steady state misses the service level before any fault (ordinary p99 "
+                f"{_ms(steady.p99)}, {answered:.0%} answered): the machine is too busy to judge this run"
+            )
 
     async def during_outage(self, run: Run) -> None:
         await run.sleep(self.timing.outage_s)
