@@ -15,7 +15,7 @@ import httpx
 from docker.models.containers import Container
 
 from harness import images
-from harness.compose import project_name, run_compose
+from harness.compose import ComposeError, project_name, run_compose
 from harness.stack import (
     APP_SERVICES,
     BROKER_NODES,
@@ -27,6 +27,7 @@ from harness.stack import (
 )
 
 BROKER_USER = ("outage", "outage")
+_CONFIGURE_ATTEMPTS = 3
 # Compose variables that pin an app service's published port (compose/docker-compose.yml).
 _PORT_VARIABLES = {
     "api": ("OUTAGE_API_PORT", 8000),
@@ -65,7 +66,16 @@ class ComposeStack:
         the probes) reach it again after a deploy or restart."""
         self._env = dict(env)
         pinned = {**self._pinned_ports(), **self._env}
-        run_compose(["up", "-d", "--no-build", "--no-deps", *services], env=pinned)
+        for attempt in range(_CONFIGURE_ATTEMPTS):
+            try:
+                run_compose(["up", "-d", "--no-build", "--no-deps", *services], env=pinned)
+                return
+            except ComposeError:
+                # Docker's port proxy of the replaced container may still hold the pinned port for a
+                # moment (it closes every proxied connection first): `up` again finishes the job.
+                if attempt == _CONFIGURE_ATTEMPTS - 1:
+                    raise
+                time.sleep(2)
 
     def _pinned_ports(self) -> dict[str, str]:
         """The compose variables that keep each app service on the host port it has now."""
