@@ -21,21 +21,31 @@ def _older(value: float | None, limit: float) -> bool:
 
 
 UPTIME = AlertRule("api_down", "the uptime check of the web app fails", lambda s: not s.api_up, for_s=3)
-NOT_READY = AlertRule("api_not_ready", "the api reports a dependency down", lambda s: not s.api_ready, for_s=5)
+NOT_READY = AlertRule(
+    "api_not_ready", "the api reports a dependency down", lambda s: not s.api_ready, for_s=5
+)
 CANARY = AlertRule(
     "canary_stale",
     "no canary message made it end to end for 20 s (dead-man switch)",
     lambda s: _older(s.canary_age_s, 20),
 )
 QUEUE_BACKLOG = AlertRule(
-    "queue_backlog", "more than 5000 events waiting on the broker", lambda s: (s.queue_depth or 0) > 5000, for_s=10
+    "queue_backlog",
+    "more than 5000 events waiting on the broker",
+    lambda s: (s.queue_depth or 0) > 5000,
+    for_s=10,
 )
 BROKER_UNREACHABLE = AlertRule(
     "broker_unreachable", "no broker node answers", lambda s: s.queue_depth is None, for_s=5
 )
-BROKER_ALARM = AlertRule("broker_alarm", "a broker resource alarm blocks publishers", lambda s: bool(s.broker_alarms))
+BROKER_ALARM = AlertRule(
+    "broker_alarm", "a broker resource alarm blocks publishers", lambda s: bool(s.broker_alarms)
+)
 OUTBOX_BACKLOG = AlertRule(
-    "outbox_backlog", "more than 500 events wait in the outbox", lambda s: (s.outbox_length or 0) > 500, for_s=5
+    "outbox_backlog",
+    "more than 500 events wait in the outbox",
+    lambda s: (s.outbox_length or 0) > 500,
+    for_s=5,
 )
 OUTBOX_AGE = AlertRule(
     "outbox_stale", "an event has waited in the outbox for over 30 s", lambda s: _older(s.outbox_age_s, 30)
@@ -43,7 +53,9 @@ OUTBOX_AGE = AlertRule(
 WORKER_HEARTBEAT = AlertRule(
     "worker_heartbeat", "no worker heartbeat for 15 s", lambda s: _older(s.worker_heartbeat_age_s, 15)
 )
-JOB_AGE = AlertRule("job_age", "the oldest background job waits over 30 s", lambda s: _older(s.oldest_job_age_s, 30))
+JOB_AGE = AlertRule(
+    "job_age", "the oldest background job waits over 30 s", lambda s: _older(s.oldest_job_age_s, 30)
+)
 
 
 # Background-job monitoring: what catches job runners that are broken while the web app is fine.
@@ -67,8 +79,16 @@ CANARY_JOB = AlertRule(
 
 def default_rules() -> list[AlertRule]:
     return [
-        UPTIME, NOT_READY, CANARY, QUEUE_BACKLOG, BROKER_UNREACHABLE, BROKER_ALARM, OUTBOX_BACKLOG,
-        OUTBOX_AGE, WORKER_HEARTBEAT, JOB_AGE,
+        UPTIME,
+        NOT_READY,
+        CANARY,
+        QUEUE_BACKLOG,
+        BROKER_UNREACHABLE,
+        BROKER_ALARM,
+        OUTBOX_BACKLOG,
+        OUTBOX_AGE,
+        WORKER_HEARTBEAT,
+        JOB_AGE,
     ]
 
 

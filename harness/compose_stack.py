@@ -101,7 +101,9 @@ class ComposeStack:
         chosen: dict[str, Container] = {}
         # While compose recreates a service, its old and new containers exist side by side:
         # the running one wins, else the newest.
-        for container in sorted(found, key=lambda c: (c.attrs["State"].get("Running", False), c.attrs["Created"])):
+        for container in sorted(
+            found, key=lambda c: (c.attrs["State"].get("Running", False), c.attrs["Created"])
+        ):
             service = container.labels.get("com.docker.compose.service")
             if service in SERVICES:
                 chosen[service] = container

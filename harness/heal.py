@@ -25,7 +25,10 @@ class HealReport:
 
 
 def heal(
-    stack: ComposeStack, ledger: FaultLedger | None = None, timeout: float = 240, say: Callable[[str], None] = print
+    stack: ComposeStack,
+    ledger: FaultLedger | None = None,
+    timeout: float = 240,
+    say: Callable[[str], None] = print,
 ) -> HealReport:
     started = time.monotonic()
     ledger = ledger or FaultLedger()

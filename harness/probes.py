@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 import redis.asyncio as aioredis
 
+from harness.pacing import pause
 from harness.stack import Endpoints
 from services.common import keys
 from services.worker.jobs import list_job_age
@@ -88,10 +89,7 @@ class Prober:
                 self.samples.append(sample)
                 for listener in self.listeners:
                     listener(sample)
-                try:
-                    await asyncio.wait_for(stop.wait(), self._interval)
-                except TimeoutError:
-                    pass
+                await pause(stop, self._interval)
         await self._redis.aclose()
 
     async def _sample(self, client: httpx.AsyncClient) -> ProbeSample:
@@ -129,7 +127,9 @@ class Prober:
                 continue
             if queues.status_code != 200:
                 continue
-            depth = sum(int(q.get("messages", 0) or 0) for q in queues.json() if q["name"].startswith("events."))
+            depth = sum(
+                int(q.get("messages", 0) or 0) for q in queues.json() if q["name"].startswith("events.")
+            )
             alarms = [
                 f"{n['name']}:{alarm}"
                 for n in (nodes.json() if nodes.status_code == 200 else [])
@@ -162,7 +162,9 @@ class Prober:
         jobs_completed = sum(int(v) for v in completed.values())
         return {
             "outbox_length": outbox,
-            "outbox_age_s": round(now - int(oldest_event[0][0].split("-")[0]) / 1000, 3) if oldest_event else 0.0,
+            "outbox_age_s": round(now - int(oldest_event[0][0].split("-")[0]) / 1000, 3)
+            if oldest_event
+            else 0.0,
             "worker_heartbeat_age_s": round(now - newest_beat, 3) if newest_beat else None,
             "jobs_pending": pending,
             "oldest_job_age_s": round(oldest, 3),

@@ -27,6 +27,7 @@ from harness.history import History
 from harness.ledger import FaultLedger
 from harness.load import MessageLoad
 from harness.observer import EffectsObserver
+from harness.pacing import pause
 from harness.probes import Prober, ProbeSample
 from harness.report import RunResult, write_report
 from harness.scenario import Scenario
@@ -265,10 +266,7 @@ async def _feed_canaries(run: Run, stop: asyncio.Event) -> None:
 async def _report_progress(run: Run, progress: ProgressCallback, stop: asyncio.Event) -> None:
     while not stop.is_set():
         progress(run)
-        try:
-            await asyncio.wait_for(stop.wait(), 1.0)
-        except TimeoutError:
-            pass
+        await pause(stop, 1.0)
 
 
 def judge(run: Run) -> tuple[str, list[Check], MessageVerdict]:

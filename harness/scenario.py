@@ -104,7 +104,7 @@ class Scenario(ABC):
 
         return default_rules()
 
-    async def prepare(self, run: Run) -> None:
+    async def prepare(self, run: Run) -> None:  # noqa: B027 - an optional hook, empty by default
         """Before the steady phase: seed data the load needs (default: none beyond tickets)."""
 
     @abstractmethod

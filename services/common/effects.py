@@ -18,7 +18,9 @@ BOT_REPLY = "bot_reply"
 BULK_APPLIED = "bulk_applied"
 
 
-def effect_fields(kind: str, event_id: str, ticket_id: int | str, message_id: str | None = None, **extra: str) -> dict[str, str]:
+def effect_fields(
+    kind: str, event_id: str, ticket_id: int | str, message_id: str | None = None, **extra: str
+) -> dict[str, str]:
     """The fields of one effects-stream entry (add them with XADD inside the effect's transaction)."""
     fields = {
         "kind": kind,

@@ -13,7 +13,9 @@ from services.common import keys
 
 # Name -> what it does when set. The admin endpoint refuses any other name.
 KNOWN = {
-    "api.slow_conversations": "conversation listing costs grow with the number of conversations (a bad release)",
+    "api.slow_conversations": (
+        "conversation listing costs grow with the number of conversations (a bad release)"
+    ),
     "api.latency_ms": "every api request waits this many milliseconds",
     "worker.pause": "the worker stops taking events",
     "worker.fail_effects": "the worker raises while applying effects",

@@ -42,7 +42,10 @@ def publish(client: redis.Redis, channel: str, payload: dict[str, Any], history:
     _check(channel)
     script = client.register_script(_PUBLISH)
     return int(
-        script(keys=[keys.live_sequence(channel), keys.live_stream(channel)], args=[history, encode_update(channel, payload)])
+        script(
+            keys=[keys.live_sequence(channel), keys.live_stream(channel)],
+            args=[history, encode_update(channel, payload)],
+        )
     )
 
 
@@ -51,6 +54,7 @@ async def publish_async(client: Any, channel: str, payload: dict[str, Any], hist
     _check(channel)
     script = client.register_script(_PUBLISH)
     seq = await script(
-        keys=[keys.live_sequence(channel), keys.live_stream(channel)], args=[history, encode_update(channel, payload)]
+        keys=[keys.live_sequence(channel), keys.live_stream(channel)],
+        args=[history, encode_update(channel, payload)],
     )
     return int(seq)

@@ -7,11 +7,10 @@ from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from services.common.config import Settings
-from tests.unit.refusing_redis import RefusingRedis
 from services.common.tokens import agent_token
+from tests.unit.refusing_redis import RefusingRedis
 
 SETTINGS = Settings(admin_token="the-admin-token", token_secret="the-secret")
-
 
 
 @pytest.fixture

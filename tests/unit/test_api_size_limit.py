@@ -12,14 +12,13 @@ from fastapi.testclient import TestClient
 
 from services.api.app import create_app
 from services.common.config import Settings
-from tests.unit.refusing_redis import RefusingRedis
 from services.common.tokens import agent_token
+from tests.unit.refusing_redis import RefusingRedis
 
 LIMIT = 1000
 SETTINGS = Settings(token_secret="the-secret", max_body_bytes=LIMIT)
 ALICE = {"Authorization": f"Bearer {agent_token('alice', SETTINGS.token_secret)}"}
 JSON = {**ALICE, "Content-Type": "application/json"}
-
 
 
 @pytest.fixture
