@@ -13,7 +13,7 @@ from harness.console import progress_printer, results_table
 from harness.runner import run_scenario
 from harness.scenario import scenario_class
 
-DEMO_SCENARIO = "worker-crash"
+DEMO_SCENARIO = "gorgias-2021-queue-cluster-down"
 
 
 def main() -> int:
