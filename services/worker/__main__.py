@@ -89,6 +89,9 @@ def main() -> None:
         }
 
     start_status_server("worker", settings, port=_status_port(), details=details)
+    carried = jobs.adopt_leftover_jobs(client, settings.reliable_jobs)
+    if carried:
+        logging.getLogger(__name__).info("carried %d jobs over from the other queue mode", carried)
     _start_job_threads(settings, worker_id, runner_count, runner_client, runners, stop)
     threading.Thread(target=heartbeat.run, args=(stop,), name="heartbeat", daemon=True).start()
 

@@ -142,6 +142,30 @@ def list_job_age(raw: str | None, now: float) -> float:
         return 0.0
 
 
+def adopt_leftover_jobs(client: redis.Redis, reliable: bool) -> int:
+    """Convert jobs queued under the other queue mode (a stream where a list is wanted, or the
+    reverse), oldest first, so a redeploy that switches RELIABLE_JOBS neither fails on the key's
+    type nor drops what waits there. Returns how many jobs were carried over."""
+    carried = 0
+    for key in QUEUE_KEYS.values():
+        kind = client.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        if kind not in ("list", "stream") or (kind == "stream") == reliable:
+            continue
+        staging = f"{key}:adopting"
+        client.rename(key, staging)
+        if kind == "list":  # LPUSH puts the newest first: walk from the tail
+            for raw in reversed(client.lrange(staging, 0, -1)):
+                client.xadd(key, Job.from_json(raw).to_fields())
+                carried += 1
+        else:
+            for entry_id, fields in client.xrange(staging):
+                client.lpush(key, Job.from_fields(fields, entry_id).to_json())
+                carried += 1
+        client.delete(staging)
+    return carried
+
+
 # --- where jobs come from --------------------------------------------------------------------
 
 
