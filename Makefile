@@ -30,6 +30,7 @@ demo: up
 UNPROVEN := tests/stack/test_incident_event_flood.py tests/stack/test_incident_gateway.py
 
 test: setup
+	$(BIN)/ruff check harness faults services tests bench
 	$(BIN)/pytest tests/unit -q
 	$(BIN)/outage up --no-build
 	$(BIN)/pytest tests/stack -q --outage-use-running --durations=20 --junitxml=$(REPORTS)/junit.xml \
