@@ -30,7 +30,7 @@ BROKER_USER = ("outage", "outage")
 _CONFIGURE_ATTEMPTS = 3
 # Compose variables that pin an app service's published port (compose/docker-compose.yml).
 _PORT_VARIABLES = {
-    "api": ("OUTAGE_API_PORT", 8000),
+    "gateway": ("OUTAGE_API_PORT", 8000),
     "live": ("OUTAGE_LIVE_PORT", 8765),
     "relay": ("OUTAGE_RELAY_PORT", 9100),
     "worker": ("OUTAGE_WORKER_PORT", 9100),
@@ -169,9 +169,9 @@ class ComposeStack:
             )
             return bindings[0]["HostPort"] if bindings else None
 
-        api, live, redis = port("api", 8000), port("live", 8765), port("redis", 6379)
+        api, live, redis = port("gateway", 8000), port("live", 8765), port("redis", 6379)
         if not (api and live and redis):
-            raise StackError("the api, live and redis containers are not running with published ports")
+            raise StackError("the gateway, live and redis containers are not running with published ports")
         amqp = {n: f"amqp://127.0.0.1:{p}" for n in BROKER_NODES if (p := port(n, 5672))}
         management = {n: f"http://127.0.0.1:{p}" for n in BROKER_NODES if (p := port(n, 15672))}
         metrics = {s: f"http://127.0.0.1:{p}" for s in ("relay", "worker") if (p := port(s, 9100))}

@@ -26,7 +26,7 @@ REQUIREMENTS = ROOT / "services" / "requirements.txt"
 REGISTRY_BASE = "debian:bookworm-slim"
 LOCAL_BASE = "outage-lab/debian:bookworm"
 DEBIAN_MIRROR = os.environ.get("OUTAGE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-SERVICE_IMAGES = ("outage-lab/rabbitmq", "outage-lab/redis", "outage-lab/app")
+SERVICE_IMAGES = ("outage-lab/rabbitmq", "outage-lab/redis", "outage-lab/gateway", "outage-lab/app")
 
 
 class ImageBuildError(RuntimeError):

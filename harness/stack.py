@@ -10,14 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-SERVICES = ("rabbit1", "rabbit2", "rabbit3", "redis", "api", "relay", "worker", "live")
+SERVICES = ("rabbit1", "rabbit2", "rabbit3", "redis", "gateway", "api", "relay", "worker", "live")
 BROKER_NODES = ("rabbit1", "rabbit2", "rabbit3")
 APP_SERVICES = ("api", "relay", "worker", "live")
 
 
 @dataclass(frozen=True)
 class Endpoints:
-    api: str
+    api: str  # through the gateway, which outlives the api's restarts
     live: str
     redis: str
     amqp: dict[str, str]  # broker node -> amqp://127.0.0.1:P

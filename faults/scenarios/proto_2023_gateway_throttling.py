@@ -47,7 +47,7 @@ class Population:
     service level even on a busy machine, and one large account alone saturates the release."""
 
     ordinary_agents: int = 10
-    large_agents: int = 2
+    large_agents: int = 3
     large_conversations: int = 10_000
     bot_message_rate: float = 2.0
 

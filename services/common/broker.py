@@ -7,14 +7,19 @@ import random
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
+from services.common import events
 from services.common.config import Settings
 
 EXCHANGE = "helpdesk.events"
 EVENTS_QUEUE = "events.worker"  # ordinary traffic: one message per customer or agent message
-BULK_QUEUE = "events.bulk"  # bulk actions, when isolated: bounded, refuses publishes when full
+# Bulk actions, when isolated: their events travel in batches (one message per BULK_BATCH_EVENTS
+# events, so a flood costs the broker a hundredth of the messages), on a bounded queue that refuses
+# publishes when full (the relay then holds the rest back).
+BULK_QUEUE = "events.bulk.batches"
 EVENTS_ROUTING_KEY = "event"
-BULK_ROUTING_KEY = "bulk"
-BULK_QUEUE_MAX_LENGTH = 20_000
+BULK_ROUTING_KEY = "bulk.batch"
+BULK_BATCH_EVENTS = 100
+BULK_QUEUE_MAX_LENGTH = 200  # messages: 20,000 events in batches
 
 
 def connection_parameters(settings: Settings) -> list[pika.ConnectionParameters]:
@@ -63,3 +68,6 @@ def routing_key_for(is_bulk: bool, settings: Settings) -> str:
 
 
 PERSISTENT = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json")
+PERSISTENT_BATCH = pika.BasicProperties(
+    delivery_mode=pika.DeliveryMode.Persistent, content_type=events.BATCH_CONTENT_TYPE
+)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 MESSAGE_CREATED = "message.created"
 TICKET_BULK_UPDATED = "ticket.bulk_updated"
 KNOWN_TYPES = frozenset({MESSAGE_CREATED, TICKET_BULK_UPDATED})
+# A message carrying several events, one JSON object per line: how the bulk lane travels.
+BATCH_CONTENT_TYPE = "application/x-ndjson"
 
 
 class EventError(ValueError):
@@ -66,3 +69,20 @@ class Event:
             )
         except (TypeError, ValueError) as exc:
             raise EventError(f"event has a field of the wrong type: {exc}") from None
+
+
+def encode_batch(bodies: Sequence[bytes]) -> bytes:
+    """Events already encoded, as one message body: compact JSON never holds a raw newline."""
+    return b"\n".join(bodies)
+
+
+def decode_batch(raw: bytes) -> tuple[list[Event], list[EventError]]:
+    """The events of a batch body, and what was wrong with each line that is not an event."""
+    events: list[Event] = []
+    problems: list[EventError] = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            events.append(Event.decode(line))
+        except EventError as exc:
+            problems.append(EventError(f"line {number} of the batch: {exc}"))
+    return events, problems

@@ -81,7 +81,9 @@ class Publisher:
         if self._settings.publisher_confirms:
             metrics.CONFIRM_LATENCY.observe(time.monotonic() - started)
 
-    def publish_batch(self, bodies: list[bytes], routing_key: str) -> list[bool]:
+    def publish_batch(
+        self, bodies: list[bytes], routing_key: str, properties: pika.BasicProperties = broker.PERSISTENT
+    ) -> list[bool]:
         """Publish many messages, then wait once for all their confirms: True where the broker took
         the message, False where it refused it (a full reject-publish queue nacks).
 
@@ -92,7 +94,7 @@ class Publisher:
         try:
             if self._batch is None:
                 self._batch = _BatchChannel(self._connection, self._settings.publisher_confirms)
-            outcomes = self._batch.publish(bodies, routing_key)
+            outcomes = self._batch.publish(bodies, routing_key, properties)
         except (pika.exceptions.AMQPError, OSError, TimeoutError) as exc:
             metrics.PUBLISH_ERRORS.labels("connection").inc()
             self.close()
@@ -151,13 +153,13 @@ class _BatchChannel:
             )
             self._wait(lambda: bool(selected))
 
-    def publish(self, bodies: list[bytes], routing_key: str) -> list[bool]:
+    def publish(self, bodies: list[bytes], routing_key: str, properties: pika.BasicProperties) -> list[bool]:
         first = self._next_tag
         for body in bodies:
             # Tracked before the publish: its confirm may arrive while the publish is being flushed.
             self._undecided.add(self._next_tag)
             self._next_tag += 1
-            self._channel.basic_publish(broker.EXCHANGE, routing_key, body, properties=broker.PERSISTENT)
+            self._channel.basic_publish(broker.EXCHANGE, routing_key, body, properties=properties)
         if not self._confirms:
             self._undecided.clear()
             return [True] * len(bodies)

@@ -16,8 +16,10 @@ from typing import Any
 
 import redis
 
+from services.common import broker
 from services.common.backoff import Backoff
 from services.common.config import Settings
+from services.common.events import encode_batch
 from services.common.failpoints import FailpointCache
 from services.relay import metrics
 from services.relay.outbox import BatchProgress, Outbox, OutboxEntry, to_entry
@@ -162,7 +164,8 @@ class Relay:
     def _publish_lane(
         self, entries: list[tuple[str, dict[str, str]]]
     ) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
-        """Publish entries in batches per route; the ids the broker took, and the entries it refused."""
+        """Publish entries per route, bulk events packed into batch messages; the ids the broker
+        took, and the entries it refused (a refused batch refuses each of its events)."""
         sent: list[str] = []
         refused: list[tuple[str, dict[str, str]]] = []
         routes: dict[str, list[tuple[str, dict[str, str], bytes]]] = {}
@@ -172,13 +175,23 @@ class Relay:
                 sent.append(stream_id)  # nothing to publish: it only leaves the lane
                 continue
             routes.setdefault(entry.routing_key, []).append((stream_id, fields, entry.body))
-        for routing_key, batch in routes.items():
-            outcomes = self._publisher.publish_batch([body for _, _, body in batch], routing_key)
-            for (stream_id, fields, _), taken in zip(batch, outcomes, strict=True):
-                if taken:
-                    sent.append(stream_id)
-                else:
-                    refused.append((stream_id, fields))
+        for routing_key, lane in routes.items():
+            if routing_key == broker.BULK_ROUTING_KEY:
+                size, properties = broker.BULK_BATCH_EVENTS, broker.PERSISTENT_BATCH
+            else:
+                size, properties = 1, broker.PERSISTENT
+            messages = [lane[start : start + size] for start in range(0, len(lane), size)]
+            bodies = [
+                encode_batch([body for _, _, body in message]) if size > 1 else message[0][2]
+                for message in messages
+            ]
+            outcomes = self._publisher.publish_batch(bodies, routing_key, properties)
+            for message, taken in zip(messages, outcomes, strict=True):
+                for stream_id, fields, _ in message:
+                    if taken:
+                        sent.append(stream_id)
+                    else:
+                        refused.append((stream_id, fields))
         return sent, refused
 
     def _after_lane(self, refused: list[tuple[str, dict[str, str]]]) -> None:

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pika
@@ -27,7 +28,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from services.common import broker
 from services.common.backoff import Backoff
 from services.common.config import Settings
-from services.common.events import Event, EventError
+from services.common.events import BATCH_CONTENT_TYPE, Event, EventError, decode_batch
 from services.common.failpoints import FailpointCache
 from services.worker import metrics
 from services.worker.apply import EffectApplier
@@ -35,14 +36,10 @@ from services.worker.apply import EffectApplier
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
-# Bulk deliveries in flight and applied together: large batches make the bulk lane drain fast,
-# and ordinary events still go first in every round (see _flush).
-BULK_PREFETCH = 250
-
-
-def bulk_prefetch(prefetch: int) -> int:
-    """The bulk lane's prefetch: one batch, never less than the ordinary prefetch."""
-    return max(prefetch, BULK_PREFETCH)
+# Bulk messages in flight and applied together (each carries up to broker.BULK_BATCH_EVENTS
+# events): enough to keep the lane draining fast, few enough that one round stays short, and
+# ordinary events still go first in every round (see _flush).
+BULK_PREFETCH = 5
 
 
 class EventConsumer:
@@ -55,7 +52,7 @@ class EventConsumer:
         self._connection: pika.BlockingConnection | None = None
         self._consumers: list[tuple[BlockingChannel, str]] = []
         # Deliveries dispatched but not yet applied, per channel (ordinary channel first).
-        self._pending: dict[int, list[tuple[BlockingChannel, Any, bytes]]] = {}
+        self._pending: dict[int, list[_Delivery]] = {}
         self._effects_backoff = Backoff(base=0.2, cap=5.0)
         self._cool_until = 0.0  # after a failed effect, hold consumption so a broken Redis is not hammered
         self.node: str | None = None
@@ -108,7 +105,7 @@ class EventConsumer:
     def _start_consumers(self) -> None:
         queues = [(broker.EVENTS_QUEUE, self._settings.worker_prefetch)]
         if self._settings.bulk_isolation:
-            queues.append((broker.BULK_QUEUE, bulk_prefetch(self._settings.worker_prefetch)))
+            queues.append((broker.BULK_QUEUE, BULK_PREFETCH))
         for queue, prefetch in queues:
             channel = self._connection.channel()
             channel.basic_qos(prefetch_count=prefetch)
@@ -137,8 +134,11 @@ class EventConsumer:
             with contextlib.suppress(Exception):  # already broken
                 connection.close()  # unacked deliveries go back to their queue
 
-    def _on_delivery(self, channel: BlockingChannel, method: Any, _properties: Any, body: bytes) -> None:
-        self._pending.setdefault(channel.channel_number, []).append((channel, method, body))
+    def _on_delivery(self, channel: BlockingChannel, method: Any, properties: Any, body: bytes) -> None:
+        delivery = _Delivery(
+            channel, method.delivery_tag, properties.content_type == BATCH_CONTENT_TYPE, body
+        )
+        self._pending.setdefault(channel.channel_number, []).append(delivery)
 
     def _flush(self) -> None:
         """Apply every gathered delivery: one Redis round trip per channel, ordinary events first."""
@@ -148,22 +148,16 @@ class EventConsumer:
                 self._pending[number] = []
                 self._apply_deliveries(deliveries)
 
-    def _apply_deliveries(self, deliveries: list[tuple[BlockingChannel, Any, bytes]]) -> None:
-        channel = deliveries[0][0]
+    def _apply_deliveries(self, deliveries: list[_Delivery]) -> None:
+        channel = deliveries[0].channel
         good: list[tuple[int, Event]] = []
-        for _channel, method, body in deliveries:
-            try:
-                event = Event.decode(body)
-                self._applier.check(event)
-            except EventError as exc:
+        for delivery in deliveries:
+            events = self._decode(delivery)
+            if events:
+                good.extend((delivery.tag, event) for event in events)
+            elif self._manual_ack:
                 # Redelivering a malformed event would only fail again: reject it for good.
-                log.error("rejecting malformed event: %s", exc)
-                metrics.MALFORMED.inc()
-                self.counts["malformed"] += 1
-                if self._manual_ack:
-                    channel.basic_reject(method.delivery_tag, requeue=False)
-                continue
-            good.append((method.delivery_tag, event))
+                channel.basic_reject(delivery.tag, requeue=False)
         if not good:
             return
         try:
@@ -193,3 +187,37 @@ class EventConsumer:
             result = "applied" if outcome.applied else "duplicate"
             self.counts[result] += 1
             metrics.EVENTS.labels(event.type, result).inc()
+
+    def _decode(self, delivery: _Delivery) -> list[Event]:
+        """The delivery's events that can be applied; each one that cannot is logged and counted.
+
+        A batch's good events are applied even beside a malformed line: one bad line must not
+        lose a hundred good events."""
+        if delivery.batch:
+            events, problems = decode_batch(delivery.body)
+        else:
+            try:
+                events, problems = [Event.decode(delivery.body)], []
+            except EventError as exc:
+                events, problems = [], [exc]
+        applicable = []
+        for event in events:
+            try:
+                self._applier.check(event)
+            except EventError as exc:
+                problems.append(exc)
+            else:
+                applicable.append(event)
+        for problem in problems:
+            log.error("rejecting malformed event: %s", problem)
+            metrics.MALFORMED.inc()
+            self.counts["malformed"] += 1
+        return applicable
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    channel: BlockingChannel
+    tag: int
+    batch: bool  # several events, one per line (the bulk lane)
+    body: bytes

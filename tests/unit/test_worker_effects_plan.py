@@ -7,9 +7,15 @@ import pytest
 
 from services.common import effects, keys
 from services.common.config import Settings
-from services.common.events import MESSAGE_CREATED, TICKET_BULK_UPDATED, Event, EventError
+from services.common.events import (
+    MESSAGE_CREATED,
+    TICKET_BULK_UPDATED,
+    Event,
+    EventError,
+    decode_batch,
+    encode_batch,
+)
 from services.worker.apply import DEFAULT_VIEW, bulk_changes, script_call
-from services.worker.consumer import bulk_prefetch
 from services.worker.jobs import EMAIL_DELIVERY, Job
 
 HARDENED = Settings()
@@ -103,6 +109,16 @@ def test_a_bulk_event_the_worker_cannot_apply_is_malformed(data):
         bulk_changes(Event(TICKET_BULK_UPDATED, 1, data=data))
 
 
-def test_bulk_consumption_takes_deliveries_in_whole_batches():
-    assert bulk_prefetch(50) == 250
-    assert bulk_prefetch(1000) == 1000
+def test_a_bulk_batch_travels_as_one_message_and_comes_back_as_its_events_in_order():
+    events = [Event(TICKET_BULK_UPDATED, n, data={"action": "close"}) for n in range(1, 101)]
+    decoded, problems = decode_batch(encode_batch([event.encode() for event in events]))
+    assert decoded == events
+    assert problems == []
+
+
+def test_a_malformed_line_of_a_batch_is_named_and_the_other_events_survive():
+    good = [Event(TICKET_BULK_UPDATED, n, data={"action": "close"}) for n in (1, 2)]
+    body = encode_batch([good[0].encode(), b"{not json", good[1].encode()])
+    decoded, problems = decode_batch(body)
+    assert decoded == good
+    assert [str(problem).split(":")[0] for problem in problems] == ["line 2 of the batch"]
