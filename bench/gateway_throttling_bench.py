@@ -70,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=("hardened", "vulnerable", "both"), default="both")
     parser.add_argument("--ordinary", type=int, default=30, help="ordinary agents (test size: 10)")
-    parser.add_argument("--large", type=int, default=3, help="large accounts (test size: 2)")
+    parser.add_argument("--large", type=int, default=3, help="large accounts (test size: 3)")
     parser.add_argument("--conversations", type=int, default=20_000, help="per large account (test: 10,000)")
     parser.add_argument("--bot-rate", type=float, default=4.0, help="bot messages per second (test: 2)")
     parser.add_argument("--scale", type=float, default=2.0, help="multiplies every phase's length")

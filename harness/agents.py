@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from harness import credentials
 from harness.history import History
 from harness.latency import LatencySummary, summarize
+from harness.pacing import pause
 from services.common import keys
 from services.common.live_feed import CHANNELS
 from services.live.client import Banner, LiveClient
@@ -291,8 +292,7 @@ class AgentPopulation:
                 self.samples.append(
                     Sample(time.time(), self.connected(), self.attempts(), self.handshakes(), server)
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
+                await pause(stop, 1.0)
 
 
 def _established(client: LiveClient) -> bool:
@@ -410,8 +410,7 @@ class AgentActivity:
             while not stop.is_set():
                 await self._act(client)
                 next_at += interval
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), max(0.0, next_at - time.monotonic()))
+                await pause(stop, next_at - time.monotonic())
 
     async def _act(self, client: httpx.AsyncClient) -> None:
         agent = self._rng.choice(self.agents)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from harness.pacing import pause
 from harness.probes import BROKER_USER
 from harness.stack import Endpoints
 
@@ -40,8 +41,7 @@ class BrokerWatch:
             while not stop.is_set():
                 with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
                     await self._sample(client)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
+                await pause(stop, 1.0)
 
     def memory_used(self) -> dict[str, int]:
         """Each node's memory now, as its alarm measures it."""

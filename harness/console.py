@@ -31,7 +31,7 @@ def _progress_line(run: Run, previous: dict[str, float]) -> Text:
     previous.update(ops=ops, at=now)
     stats = run.load.stats if run.load else None
     errors = stats.errors() if stats else 0
-    waiting = check_messages(run.history, op_kind="post_message").lost
+    waiting = check_messages(run.history, op_kind=run.scenario.message_op_kinds).lost
     return Text(
         f"[{run.timeline.elapsed():6.1f}s] {run.scenario.id} ({run.profile}) phase={run.timeline.phase:8} "
         f"ops/s={rate:5.1f} errors={errors} acked-not-yet-seen={waiting}"

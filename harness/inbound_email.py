@@ -9,13 +9,13 @@ operations carry no ticket and the per-ticket order check leaves them alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 
 import redis
 
 from harness.history import History
+from harness.pacing import pause
 from services.worker.jobs import EMAIL_IMPORT, Job, enqueue
 
 IMPORT_OP = "import_email"
@@ -51,10 +51,7 @@ class InboundEmail:
                 n += 1
                 await asyncio.to_thread(self._accept, n, f"{self.name}-{stamp}-{n}")
                 next_at += interval
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), delay)
+                await pause(stop, next_at - time.monotonic())
         finally:
             self._client.close()
 

@@ -14,7 +14,6 @@ after any Retry-After the api asks for, and never once the next poll has made th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import random
 import time
@@ -26,6 +25,7 @@ import httpx
 
 from harness import credentials
 from harness.latency import LatencySummary, summarize
+from harness.pacing import pause
 
 ORDINARY = "ordinary"
 LARGE = "large"
@@ -157,11 +157,7 @@ class AgentPollers:
         budget = RetryBudget(self.policy.budget_ratio, self.policy.budget_cap)
         next_at = time.monotonic() + self._rng.uniform(0.0, agent.interval_s)  # agents do not poll in step
         while True:
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-            if stop.is_set():
+            if await pause(stop, next_at - time.monotonic()):
                 return
             next_at += agent.interval_s
             if len(self._in_flight) >= self._max_in_flight:  # the harness cannot keep up: say so

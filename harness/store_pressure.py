@@ -7,7 +7,6 @@ timings are what `redis-cli --latency` shows; CPU comes from INFO's used_cpu_sys
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -15,6 +14,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from harness.latency import summarize
+from harness.pacing import pause
 
 
 @dataclass(slots=True)
@@ -54,8 +54,7 @@ class StorePressure:
                     previous = None
                 self.samples.append(sample)
                 n += 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.interval_s)
+                await pause(stop, self.interval_s)
         finally:
             await client.aclose()
 

@@ -12,9 +12,10 @@ the alarm, and a memory alarm blocks every publisher in the cluster.
 
 - vulnerable: the api publishes straight to the broker (OUTBOX=off) and bulk events share the
   ordinary queue (BULK_ISOLATION=off): nothing limits the flood.
-- hardened: bulk events go to their own outbox lane; the relay publishes them in chunks, after the
-  ordinary events, onto the bounded quorum queue events.bulk (reject-publish + confirms); refused
-  events wait in the deferred stream, so the producer slows instead of dropping anything.
+- hardened: bulk events go to their own outbox lane; the relay publishes them after the ordinary
+  events, 100 to a message, onto the bounded quorum queue events.bulk.batches (reject-publish +
+  confirms); refused batches wait in the deferred stream, so the producer slows instead of
+  dropping anything, and the worker applies each batch in one Redis round trip.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from services.live.client import LiveClient
 
 TEST_FLOOD_TICKETS = 100_000
 # The small machine's spare memory above what the broker uses at rest. Measured at test size on
-# 2 shared cores: a bounded bulk lane peaks about 17 MiB above rest; the unbounded flood (66,000
-# events queued on the shared queue) about 28 MiB. At 40 MiB the flood never tripped the alarm.
+# 2 cores: the batched bulk lane peaks about 1 MiB above rest; the unbounded flood (24,000-66,000
+# events queued on the shared queue) 25-35 MiB. At 40 MiB the flood never tripped the alarm.
 WATERMARK_HEADROOM_MB = 20
 REST_SAMPLES = 5  # memory at rest: the highest of a few samples, so a garbage-collection dip does not count
 API_P99_LIMIT_S = 0.5

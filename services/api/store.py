@@ -84,8 +84,8 @@ class TicketStore:
     async def ping(self) -> None:
         await self._client.ping()
 
-    async def outbox_length(self) -> int:
-        return int(await self._client.xlen(keys.OUTBOX))
+    async def outbox_length(self, stream: str = keys.OUTBOX) -> int:
+        return int(await self._client.xlen(stream))
 
     # Tickets.
 

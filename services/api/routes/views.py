@@ -36,7 +36,8 @@ async def bulk_action(
     """One event per ticket of the view, on the same path as message events, a chunk at a time.
 
     Between chunks the request hands the event loop back, so message posts arriving during a
-    huge bulk action wait for at most one chunk, never for the whole view."""
+    huge bulk action wait for at most one chunk, never for the whole view. With bulk isolation
+    the action also waits whenever its lane is full: it proceeds at the pace the relay drains."""
     data = {"action": action.action} if action.tag is None else {"action": action.action, "tag": action.tag}
     emitted = 0
     action_id = uuid.uuid4().hex  # one random id per action; each event's id adds its ticket
