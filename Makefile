@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REPORTS ?= reports
 
-.PHONY: setup venv images up demo test test-unit test-unproven lint bench down clean
+.PHONY: setup venv images up demo test test-unit lint bench down clean
 
 setup: venv images
 
@@ -25,19 +25,11 @@ up: setup
 demo: up
 	$(BIN)/python -m harness.demo --report-dir $(REPORTS)/demo
 
-# Incident tests that have not yet held their verdicts reliably on a 2-core machine run with
-# `make test-unproven`, not in `make test` (the closing notes of their issues say what is missing).
-UNPROVEN := tests/stack/test_incident_event_flood.py tests/stack/test_incident_gateway.py
-
 test: setup
 	$(BIN)/ruff check harness faults services tests bench
 	$(BIN)/pytest tests/unit -q
 	$(BIN)/outage up --no-build
-	$(BIN)/pytest tests/stack -q --outage-use-running --durations=20 --junitxml=$(REPORTS)/junit.xml \
-		$(foreach file,$(UNPROVEN),--ignore=$(file))
-
-test-unproven: up
-	$(BIN)/pytest $(UNPROVEN) -q --outage-use-running --durations=20
+	$(BIN)/pytest tests/stack -q --outage-use-running --durations=20 --junitxml=$(REPORTS)/junit.xml
 
 test-unit: venv
 	$(BIN)/pytest tests/unit -q

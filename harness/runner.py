@@ -21,6 +21,8 @@ from faults import base as fault_base
 from faults.base import Fault
 from harness import credentials
 from harness.alerts import AlertEvaluator, AlertRule
+from harness.backlog import BacklogNotDrained, wait_until_drained
+from harness.broker_watch import BrokerWatch
 from harness.checker import MessageVerdict, check_messages
 from harness.checks import Check
 from harness.history import History
@@ -35,6 +37,7 @@ from harness.stack import Stack
 from harness.timeline import Timeline
 
 LOAD_AGENT = "load-agent"
+LEFTOVER_WAIT_S = 180.0  # how long a run waits for an earlier run's backlog before it refuses to start
 
 
 class HarnessError(RuntimeError):
@@ -178,6 +181,15 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
         await run.call(stack.wait_healthy, 240)
         run.timeline.add("note", f"profile {profile}: {settings}")
         endpoints = await run.call(stack.endpoints)
+        try:
+            await wait_until_drained(
+                endpoints.redis,
+                BrokerWatch(endpoints, run.timeline.elapsed),
+                LEFTOVER_WAIT_S,
+                lambda text: run.timeline.add("note", text),
+            )
+        except BacklogNotDrained as exc:
+            raise HarnessError(str(exc)) from None
         run.tickets = await _create_tickets(endpoints.api, timing.tickets)
         canary = (await _create_tickets(endpoints.api, 1, subject="canary"))[0]
         await scenario.prepare(run)

@@ -37,9 +37,9 @@ from harness.broker_watch import BrokerWatch
 from harness.checks import Check
 from harness.history import OK
 from harness.latency import summarize
-from harness.runner import HarnessError, Run
+from harness.runner import Run
 from harness.scenario import Drill, Scenario, Timing
-from services.common import broker, keys
+from services.common import keys
 from services.live.client import LiveClient
 
 TEST_FLOOD_TICKETS = 100_000
@@ -55,10 +55,6 @@ LIVE_CLIENTS = 3
 FIREWALL_MAX_S = 60.0  # the postmortem's 12 minutes, scaled to the drill
 ALARM_HOLD_S = 10.0  # once the alarm is up, on-call takes this long to act: the blocked traffic shows
 PUBLISHERS = ("api", "relay")  # the services that feed the event queues
-CLEAN_START_WAIT_S = 180.0  # how long a run waits for an earlier run's bulk backlog to drain
-# Where a bulk backlog can wait: the api's bulk lane and deferred stream, and the broker's queues.
-_LEFTOVER_STREAMS = (keys.OUTBOX_BULK, keys.OUTBOX_DEFERRED)
-_LEFTOVER_QUEUES = (broker.BULK_QUEUE, broker.EVENTS_QUEUE)
 
 
 class EventFlood(Scenario):
@@ -121,8 +117,6 @@ class EventFlood(Scenario):
 
     async def prepare(self, run: Run) -> None:
         endpoints = await run.call(run.stack.endpoints)
-        self.watch = BrokerWatch(endpoints, run.timeline.elapsed)
-        await self._wait_for_clean_lanes(run, endpoints.redis)
         self.view = f"flood-{run.seed}-{int(time.time())}"
         admin = {"Authorization": f"Bearer {credentials.admin_token()}"}
         started = time.monotonic()
@@ -151,30 +145,6 @@ class EventFlood(Scenario):
         )
         self._watch_task = asyncio.create_task(self.watch.run(self._watch_stop))
         run.add_load(lambda stop: self._live_clients(run, endpoints.live, stop))
-
-    async def _wait_for_clean_lanes(self, run: Run, redis_url: str) -> None:
-        """An earlier run's bulk backlog would blur this one's figures: wait for it, or refuse."""
-        assert self.watch is not None
-        client = aioredis.from_url(redis_url, decode_responses=True)
-        deadline = time.monotonic() + CLEAN_START_WAIT_S
-        noted = False
-        try:
-            while True:
-                leftovers = {stream: int(await client.xlen(stream)) for stream in _LEFTOVER_STREAMS}
-                depths = await self.watch.queue_depths()
-                leftovers.update({queue: depths.get(queue, 0) for queue in _LEFTOVER_QUEUES})
-                leftovers = {where: count for where, count in leftovers.items() if count}
-                if not leftovers:
-                    return
-                if time.monotonic() > deadline:
-                    waited = f"{CLEAN_START_WAIT_S:.0f} s"
-                    raise HarnessError(f"an earlier backlog is still waiting after {waited}: {leftovers}")
-                if not noted:
-                    run.timeline.add("note", f"waiting for an earlier run's backlog to drain: {leftovers}")
-                    noted = True
-                await run.sleep(2)
-        finally:
-            await client.aclose()
 
     # -- the flood -----------------------------------------------------------------------------------
 
