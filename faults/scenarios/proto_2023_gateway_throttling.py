@@ -5,6 +5,11 @@ The release is a deploy (`CONVERSATIONS_QUERY=per_ticket`: one Redis round trip 
 A few large accounts (10,000 conversations each) poll their list beside many ordinary agents; bot
 tickets get automated replies throughout. The runbook deploys "the fix" by restarting the api while
 the requests are piled up, watches, and finally rolls the release back.
+
+Every request passes the stack's gateway, which lets 32 requests into the api at once and queues
+the rest. Vulnerable: the release's slow listings (no deadline, no limit, no pagination, retried
+at once) hold those slots, so ordinary agents queue behind them and the gateway is throttled for
+everyone. Hardened: the api pages, limits and sheds, so the slots free up within milliseconds.
 """
 
 from __future__ import annotations
