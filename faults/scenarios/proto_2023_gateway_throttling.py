@@ -34,7 +34,7 @@ from harness.store_pressure import StorePressure
 
 ORDINARY_CONVERSATIONS = 20
 ORDINARY_POLL_S = 0.5  # often enough that each phase has 100+ polls, so p99 is not just the worst one
-LARGE_POLL_S = 2.0
+LARGE_POLL_S = 1.0
 BOT_TICKETS = 8
 FIX_WATCH_S = 12.0  # how long the runbook watches after the fix's restart before rolling back
 RATE_BUCKET_S = 2.0
@@ -112,7 +112,7 @@ class GatewayThrottling(Scenario):
 
     def default_timing(self) -> Timing:
         return Timing(
-            steady_s=10, outage_s=15, after_recovery_s=8, drain_timeout_s=30, message_rate=4, tickets=8
+            steady_s=10, outage_s=20, after_recovery_s=8, drain_timeout_s=30, message_rate=4, tickets=8
         )
 
     # -- steps ------------------------------------------------------------------------------------
