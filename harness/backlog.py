@@ -25,13 +25,9 @@ class BacklogNotDrained(RuntimeError):
     """The leftovers did not drain within the time allowed."""
 
 
-async def leftovers(redis_url: str, watch: BrokerWatch) -> dict[str, int]:
+async def leftovers(client: aioredis.Redis, watch: BrokerWatch) -> dict[str, int]:
     """Events waiting now, by outbox stream or queue; empty when there are none."""
-    client = aioredis.from_url(redis_url, decode_responses=True)
-    try:
-        waiting = {stream: int(await client.xlen(stream)) for stream in OUTBOX_STREAMS}
-    finally:
-        await client.aclose()
+    waiting = {stream: int(await client.xlen(stream)) for stream in OUTBOX_STREAMS}
     depths = await watch.queue_depths()
     waiting.update({queue: depths.get(queue, 0) for queue in EVENT_QUEUES})
     return {where: count for where, count in waiting.items() if count}
@@ -44,10 +40,16 @@ async def wait_until_drained(
     BacklogNotDrained when leftovers remain after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     noted = False
-    while waiting := await leftovers(redis_url, watch):
-        if time.monotonic() > deadline:
-            raise BacklogNotDrained(f"an earlier backlog is still waiting after {timeout_s:.0f} s: {waiting}")
-        if not noted:
-            note(f"waiting for an earlier run's backlog to drain: {waiting}")
-            noted = True
-        await asyncio.sleep(POLL_S)
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        while waiting := await leftovers(client, watch):
+            if time.monotonic() > deadline:
+                raise BacklogNotDrained(
+                    f"an earlier backlog is still waiting after {timeout_s:.0f} s: {waiting}"
+                )
+            if not noted:
+                note(f"waiting for an earlier run's backlog to drain: {waiting}")
+                noted = True
+            await asyncio.sleep(POLL_S)
+    finally:
+        await client.aclose()

@@ -42,8 +42,10 @@ class ApiContext:
             # With bulk isolation a bulk action's events wait in their own outbox lane, so the relay
             # never queues ordinary messages behind them.
             bulk_lane = self.settings.bulk_isolation and any(event.is_bulk for event in events)
-            await self.store.spool_events(events, stream=keys.OUTBOX_BULK if bulk_lane else keys.OUTBOX)
-            if bulk_lane:
+            waiting = await self.store.spool_events(
+                events, stream=keys.OUTBOX_BULK if bulk_lane else keys.OUTBOX
+            )
+            if bulk_lane and waiting > BULK_LANE_HIGH_WATER:
                 await self._wait_for_bulk_lane()
         else:
             await self.publisher.publish(events)

@@ -40,7 +40,7 @@ return {'stored', ''}
 # KEYS: outbox stream. ARGV: encoded events.
 _SPOOL_EVENTS = """
 for i = 1, #ARGV do redis.call('XADD', KEYS[1], '*', 'event', ARGV[i]) end
-return #ARGV
+return redis.call('XLEN', KEYS[1])
 """
 
 # Create a range of seeded tickets server-side (a load-test fixture; far faster than one
@@ -231,10 +231,13 @@ class TicketStore:
         if chunk:
             yield chunk
 
-    async def spool_events(self, events: Sequence[Event], stream: str = keys.OUTBOX) -> None:
-        """Append events to an outbox stream in one atomic command, so a chunk lands whole or not at all."""
-        if events:
-            await self._script(_SPOOL_EVENTS)(keys=[stream], args=[event.encode() for event in events])
+    async def spool_events(self, events: Sequence[Event], stream: str = keys.OUTBOX) -> int:
+        """Append events to an outbox stream in one atomic command, so a chunk lands whole or not at
+        all; returns how many entries the stream holds after it."""
+        if not events:
+            return await self.outbox_length(stream)
+        spool = self._script(_SPOOL_EVENTS)
+        return int(await spool(keys=[stream], args=[event.encode() for event in events]))
 
     async def seed_view(self, view: str, count: int, assignee: str | None) -> int:
         """Create `count` tickets in a view (load-test fixture); returns the view's new count."""
