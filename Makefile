@@ -23,7 +23,7 @@ up: setup
 	$(BIN)/outage up --no-build
 
 demo: up
-	$(BIN)/python -m harness.demo --report-dir $(REPORTS)/demo
+	$(BIN)/python -m harness.interfaces.demo --report-dir $(REPORTS)/demo
 
 test: setup
 	$(BIN)/ruff check harness faults services tests bench

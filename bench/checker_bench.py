@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.checker import check_live, check_messages
-from harness.history import History
+from harness.checks.checker import check_live, check_messages
+from harness.record.history import History
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 

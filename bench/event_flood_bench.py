@@ -23,8 +23,8 @@ import json
 from pathlib import Path
 
 from faults.scenarios.helpscout_2017_event_flood import EventFlood
-from harness.compose_stack import ComposeStack
-from harness.runner import run_scenario
+from harness.engine.runner import run_scenario
+from harness.stack.compose_stack import ComposeStack
 
 FIGURES = (
     "flood_tickets",

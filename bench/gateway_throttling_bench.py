@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from faults.scenarios.proto_2023_gateway_throttling import GatewayThrottling, Population
-from harness.compose_stack import ComposeStack
-from harness.report import RunResult
-from harness.runner import run_scenario
+from harness.engine.runner import run_scenario
+from harness.record.report import RunResult
+from harness.stack.compose_stack import ComposeStack
 
 SCENARIO = GatewayThrottling.id
 

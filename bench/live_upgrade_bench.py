@@ -20,9 +20,9 @@ from pathlib import Path
 import docker.errors
 import httpx
 
-from harness.compose_stack import ComposeStack
-from harness.runner import run_scenario
-from harness.scenario import scenario_class
+from harness.engine.runner import run_scenario
+from harness.engine.scenario import scenario_class
+from harness.stack.compose_stack import ComposeStack
 
 SCENARIO = "gorgias-2023-live-updates-upgrade"
 

@@ -13,11 +13,11 @@ import time
 
 import httpx
 
-from harness.checker import check_messages
-from harness.compose_stack import ComposeStack
-from harness.credentials import agent_token
-from harness.history import History
-from harness.observer import EffectsObserver
+from harness.checks.checker import check_messages
+from harness.observe.observer import EffectsObserver
+from harness.record.history import History
+from harness.stack.compose_stack import ComposeStack
+from harness.stack.credentials import agent_token
 
 
 async def _measure(messages: int, concurrency: int, tickets: int) -> None:

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from harness.ledger import FaultLedger
-from harness.stack import Stack
+from harness.stack.ledger import FaultLedger
+from harness.stack.protocol import Stack
 
 _KINDS: dict[str, type[Fault]] = {}
 

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from faults.base import Fault
 from faults.containers import KillContainer, StopContainer
-from harness.stack import BROKER_NODES, Stack
+from harness.stack.protocol import BROKER_NODES, Stack
 
 DATA_DIR = "/var/lib/rabbitmq"
 # Read by the image's entrypoint at every boot: "<ms> <retries>" overrides the table wait.

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from faults.base import Fault
-from harness.stack import BROKER_NODES, Stack
+from harness.stack.protocol import BROKER_NODES, Stack
 
 DEFAULT_RELATIVE_WATERMARK = "0.4"  # compose/docker-compose.yml RABBITMQ_MEMORY_WATERMARK
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from faults.base import Fault
-from harness.stack import Stack
+from harness.stack.protocol import Stack
 
 
 def _ensure_running(stack: Stack, service: str) -> None:

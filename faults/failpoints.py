@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from faults.base import Fault
-from harness.credentials import admin_token
-from harness.stack import Stack
+from harness.stack.credentials import admin_token
+from harness.stack.protocol import Stack
 
 
 def _admin(stack: Stack) -> httpx.Client:

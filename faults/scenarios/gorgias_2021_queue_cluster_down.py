@@ -44,11 +44,11 @@ from faults.broker import (
     wait_one_cluster,
     watch_boot,
 )
-from harness.checks import Check
-from harness.replay import availability, replay_after
-from harness.runner import HarnessError, Run
-from harness.scenario import Drill, Scenario, Timing
-from harness.stack import BROKER_NODES
+from harness.checks.check import Check
+from harness.checks.replay import availability, replay_after
+from harness.engine.runner import HarnessError, Run
+from harness.engine.scenario import Drill, Scenario, Timing
+from harness.stack.protocol import BROKER_NODES
 
 STOP_ONE_BY_ONE = "stop-one-by-one"
 KILLED_AT_ONCE = "killed-at-once"

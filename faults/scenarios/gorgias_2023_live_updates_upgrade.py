@@ -21,11 +21,11 @@ import httpx
 import redis.asyncio as aioredis
 
 from faults.failpoints import Deploy
-from harness.agents import AgentActivity, AgentPopulation, PopulationPlan, ViewTruth, read_sequences
-from harness.checker import LiveVerdict, check_live
-from harness.checks import Check
-from harness.runner import HarnessError, Run
-from harness.scenario import Drill, Scenario, Timing
+from harness.checks.check import Check
+from harness.checks.checker import LiveVerdict, check_live
+from harness.engine.runner import HarnessError, Run
+from harness.engine.scenario import Drill, Scenario, Timing
+from harness.workloads.agents import AgentActivity, AgentPopulation, PopulationPlan, ViewTruth, read_sequences
 from services.live.client import Banner
 
 NEW_PROTOCOL = "2"

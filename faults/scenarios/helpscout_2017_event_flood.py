@@ -32,13 +32,13 @@ from redis.exceptions import RedisError
 from faults import base as fault_base
 from faults.broker_memory import MemoryWatermark
 from faults.containers import Partition
-from harness import credentials
-from harness.broker_watch import BrokerWatch
-from harness.checks import Check
-from harness.history import OK
-from harness.latency import summarize
-from harness.runner import Run
-from harness.scenario import Drill, Scenario, Timing
+from harness.checks.check import Check
+from harness.checks.latency import summarize
+from harness.engine.runner import Run
+from harness.engine.scenario import Drill, Scenario, Timing
+from harness.observe.broker_watch import BrokerWatch
+from harness.record.history import OK
+from harness.stack import credentials
 from services.common import keys
 from services.live.client import LiveClient
 

@@ -24,13 +24,14 @@ import httpx
 
 from faults.containers import RestartContainer
 from faults.failpoints import Deploy
-from harness import credentials, pollers
-from harness.checks import Check
-from harness.load import MessageLoad
-from harness.pollers import BUDGETED, IMMEDIATE, LARGE, ORDINARY, AgentPollers, PollingAgent
-from harness.runner import LOAD_AGENT, HarnessError, Run
-from harness.scenario import Drill, Scenario, Timing
-from harness.store_pressure import StorePressure
+from harness.checks.check import Check
+from harness.engine.runner import LOAD_AGENT, HarnessError, Run
+from harness.engine.scenario import Drill, Scenario, Timing
+from harness.observe.store_pressure import StorePressure
+from harness.stack import credentials
+from harness.workloads import pollers
+from harness.workloads.load import MessageLoad
+from harness.workloads.pollers import BUDGETED, IMMEDIATE, LARGE, ORDINARY, AgentPollers, PollingAgent
 
 ORDINARY_CONVERSATIONS = 20
 ORDINARY_POLL_S = 0.5  # often enough that each phase has 100+ polls, so p99 is not just the worst one

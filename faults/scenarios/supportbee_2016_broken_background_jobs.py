@@ -21,13 +21,13 @@ from typing import ClassVar
 import redis
 
 from faults.failpoints import Deploy
-from harness.alerts import AlertEvaluator, AlertRule, default_rules, job_rules, uptime_only
-from harness.checker import MessageVerdict, check_messages
-from harness.checks import Check
-from harness.inbound_email import IMPORT_OP, InboundEmail
-from harness.probes import ProbeSample
-from harness.runner import Run
-from harness.scenario import Drill, Scenario, Timing
+from harness.checks.check import Check
+from harness.checks.checker import MessageVerdict, check_messages
+from harness.engine.runner import Run
+from harness.engine.scenario import Drill, Scenario, Timing
+from harness.observe.alerts import AlertEvaluator, AlertRule, default_rules, job_rules, uptime_only
+from harness.observe.probes import ProbeSample
+from harness.workloads.inbound_email import IMPORT_OP, InboundEmail
 from services.common import effects, keys
 
 DETECT_BUDGET_S = 60.0

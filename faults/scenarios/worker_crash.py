@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from faults.containers import KillContainer
 from faults.failpoints import Failpoint
-from harness.runner import Run
-from harness.scenario import Drill, Scenario, Timing
+from harness.engine.runner import Run
+from harness.engine.scenario import Drill, Scenario, Timing
 
 
 class WorkerCrash(Scenario):

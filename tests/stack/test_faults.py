@@ -95,8 +95,8 @@ _CRASHING_HARNESS = textwrap.dedent(
     from faults.base import apply
     from faults.containers import Partition, PauseContainer, StopContainer
     from faults.failpoints import Failpoint
-    from harness.compose_stack import ComposeStack
-    from harness.ledger import FaultLedger
+    from harness.stack.compose_stack import ComposeStack
+    from harness.stack.ledger import FaultLedger
 
     stack, ledger = ComposeStack(), FaultLedger()
     for fault in (Failpoint("worker.pause", True), PauseContainer("api"), Partition("relay"),

@@ -13,10 +13,10 @@ import redis
 
 from faults.base import injected
 from faults.containers import RestartContainer, StopContainer
-from harness.checker import check_messages
-from harness.history import History
-from harness.load import MessageLoad
-from harness.observer import EffectsObserver
+from harness.checks.checker import check_messages
+from harness.observe.observer import EffectsObserver
+from harness.record.history import History
+from harness.workloads.load import MessageLoad
 from services.common import keys
 
 pytestmark = [pytest.mark.stack, pytest.mark.chaos, pytest.mark.asyncio]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.alerts import UPTIME, AlertEvaluator, default_rules
-from harness.probes import ProbeSample
+from harness.observe.alerts import UPTIME, AlertEvaluator, default_rules
+from harness.observe.probes import ProbeSample
 
 
 def _healthy(t: float) -> ProbeSample:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.checker import LiveGap, OrderViolation, check_live, check_messages
-from harness.history import History
-from harness.latency import percentile, summarize
+from harness.checks.checker import LiveGap, OrderViolation, check_live, check_messages
+from harness.checks.latency import percentile, summarize
+from harness.record.history import History
 
 
 def _post(history: History, key: str, outcome: str = "ok", ticket_id: int = 1) -> float:

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from harness.pollers import (
+from harness.workloads.pollers import (
     BUDGETED,
     IMMEDIATE,
     LARGE,

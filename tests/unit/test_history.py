@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from harness.history import History, HistoryError
+from harness.record.history import History, HistoryError
 
 
 def test_an_operation_is_invoked_then_completed_once_with_its_metadata():

@@ -3,11 +3,17 @@ runners from a healthy worker, even while the web app (and the worker process it
 
 from __future__ import annotations
 
-from harness.alerts import CANARY_JOB, JOB_COMPLETION_STALLED, JOB_RUNNER_HEARTBEAT, AlertEvaluator, job_rules
-from harness.checker import check_messages
-from harness.history import History
-from harness.probes import Prober, ProbeSample
-from harness.stack import Endpoints
+from harness.checks.checker import check_messages
+from harness.observe.alerts import (
+    CANARY_JOB,
+    JOB_COMPLETION_STALLED,
+    JOB_RUNNER_HEARTBEAT,
+    AlertEvaluator,
+    job_rules,
+)
+from harness.observe.probes import Prober, ProbeSample
+from harness.record.history import History
+from harness.stack.protocol import Endpoints
 
 NOW = 10_000.0
 

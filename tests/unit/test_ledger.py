@@ -5,7 +5,7 @@ from __future__ import annotations
 from faults.base import fault_from_record
 from faults.containers import PauseContainer
 from faults.failpoints import Failpoint
-from harness.ledger import FaultLedger
+from harness.stack.ledger import FaultLedger
 
 
 def test_an_injection_is_outstanding_until_reverted(tmp_path):

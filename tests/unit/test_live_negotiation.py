@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.agents import ViewTruth
+from harness.workloads.agents import ViewTruth
 from services.live import protocol
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.history import History
-from harness.replay import availability, replay_after
+from harness.checks.replay import availability, replay_after
+from harness.record.history import History
 
 
 def _post(history: History, key: str, outcome: str = "ok") -> None:

@@ -6,12 +6,12 @@ import textwrap
 
 import pytest
 
-from harness.scenario import ScenarioError, all_scenarios, scenario_class
+from harness.engine.scenario import ScenarioError, all_scenarios, scenario_class
 
 _USER_SCENARIO = textwrap.dedent(
     """
     from faults.containers import Partition
-    from harness.scenario import Drill, Scenario
+    from harness.engine.scenario import Drill, Scenario
 
 
     class RelayPartition(Scenario):

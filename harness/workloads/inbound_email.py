@@ -14,8 +14,8 @@ import time
 
 import redis
 
-from harness.history import History
-from harness.pacing import pause
+from harness.engine.pacing import pause
+from harness.record.history import History
 from services.worker.jobs import EMAIL_IMPORT, Job, enqueue
 
 IMPORT_OP = "import_email"

@@ -8,19 +8,19 @@ import sys
 import time
 from collections.abc import Sequence
 
-from harness import credentials
+from harness.stack import credentials
 
 EXIT_OK, EXIT_DEVIATED, EXIT_HARNESS_ERROR = 0, 1, 2
 
 
 def _stack():  # imported lazily so `outage --help` and `outage token` need no Docker
-    from harness.compose_stack import ComposeStack
+    from harness.stack.compose_stack import ComposeStack
 
     return ComposeStack()
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from harness.images import build_images
+    from harness.stack.images import build_images
 
     started = time.monotonic()
     build_images(force=args.no_cache)
@@ -62,7 +62,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 
 def _cmd_heal(args: argparse.Namespace) -> int:
-    from harness.heal import heal
+    from harness.stack.heal import heal
 
     report = heal(_stack(), timeout=args.timeout)
     for line in report.reverted + report.repaired:
@@ -74,7 +74,7 @@ def _cmd_heal(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from harness.scenario import all_scenarios
+    from harness.engine.scenario import all_scenarios
 
     for scenario in all_scenarios():
         print(f"{scenario.id:40} {scenario.title}")
@@ -84,9 +84,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness.console import print_result, progress_printer
-    from harness.runner import run_scenario
-    from harness.scenario import scenario_class
+    from harness.engine.runner import run_scenario
+    from harness.engine.scenario import scenario_class
+    from harness.interfaces.console import print_result, progress_printer
 
     scenario = scenario_class(args.scenario)()
     report_dir = (

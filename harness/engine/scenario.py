@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from harness.checks import Check
+from harness.checks.check import Check
 
 if TYPE_CHECKING:
-    from harness.alerts import AlertRule
-    from harness.runner import Run
+    from harness.engine.runner import Run
+    from harness.observe.alerts import AlertRule
 
 PROFILES = ("hardened", "vulnerable")
 
@@ -100,7 +100,7 @@ class Scenario(ABC):
 
     def alert_rules(self, profile: str) -> list[AlertRule]:
         """The monitoring this profile has (default: the full set)."""
-        from harness.alerts import default_rules
+        from harness.observe.alerts import default_rules
 
         return default_rules()
 

@@ -14,11 +14,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from harness.checker import check_messages
+from harness.checks.checker import check_messages
 
 if TYPE_CHECKING:
-    from harness.report import RunResult
-    from harness.runner import Run
+    from harness.engine.runner import Run
+    from harness.record.report import RunResult
 
 _console = Console(stderr=True)
 _VERDICT_STYLE = {"held": "bold green", "deviated": "bold red", "error": "bold yellow"}

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from harness import credentials
-from harness.latency import LatencySummary, summarize
-from harness.pacing import pause
+from harness.checks.latency import LatencySummary, summarize
+from harness.engine.pacing import pause
+from harness.stack import credentials
 
 ORDINARY = "ordinary"
 LARGE = "large"

@@ -18,7 +18,7 @@ STATE_DIR = Path(".outage")
 
 def ledger_path() -> Path:
     """One ledger per compose project, so two stacks on one machine never heal each other."""
-    from harness.compose import project_name
+    from harness.stack.compose import project_name
 
     return Path(os.environ.get("OUTAGE_LEDGER", STATE_DIR / project_name() / "ledger.jsonl"))
 

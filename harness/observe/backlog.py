@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from harness.broker_watch import BrokerWatch
+from harness.observe.broker_watch import BrokerWatch
 from services.common import broker, keys
 
 OUTBOX_STREAMS = (keys.OUTBOX, keys.OUTBOX_BULK, keys.OUTBOX_DEFERRED)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.compose_stack import ComposeStack
-from harness.console import progress_printer, results_table
-from harness.runner import run_scenario
-from harness.scenario import scenario_class
+from harness.engine.runner import run_scenario
+from harness.engine.scenario import scenario_class
+from harness.interfaces.console import progress_printer, results_table
+from harness.stack.compose_stack import ComposeStack
 
 DEMO_SCENARIO = "gorgias-2021-queue-cluster-down"
 

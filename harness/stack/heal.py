@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from faults.base import fault_from_record
 from faults.broker import restart_cluster
 from faults.failpoints import clear_all_failpoints
-from harness.compose import run_compose
-from harness.compose_stack import ComposeStack
-from harness.ledger import FaultLedger
-from harness.stack import SERVICES, StackStatus
+from harness.stack.compose import run_compose
+from harness.stack.compose_stack import ComposeStack
+from harness.stack.ledger import FaultLedger
+from harness.stack.protocol import SERVICES, StackStatus
 
 
 @dataclass

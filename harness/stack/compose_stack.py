@@ -14,9 +14,9 @@ import docker.errors
 import httpx
 from docker.models.containers import Container
 
-from harness import images
-from harness.compose import ComposeError, project_name, run_compose
-from harness.stack import (
+from harness.stack import images
+from harness.stack.compose import ComposeError, project_name, run_compose
+from harness.stack.protocol import (
     APP_SERVICES,
     BROKER_NODES,
     SERVICES,

@@ -19,22 +19,22 @@ import httpx
 
 from faults import base as fault_base
 from faults.base import Fault
-from harness import credentials
-from harness.alerts import AlertEvaluator, AlertRule
-from harness.backlog import BacklogNotDrained, wait_until_drained
-from harness.broker_watch import BrokerWatch
-from harness.checker import MessageVerdict, check_messages
-from harness.checks import Check
-from harness.history import History
-from harness.ledger import FaultLedger
-from harness.load import MessageLoad
-from harness.observer import EffectsObserver
-from harness.pacing import pause
-from harness.probes import Prober, ProbeSample
-from harness.report import RunResult, write_report
-from harness.scenario import Scenario
-from harness.stack import Stack
-from harness.timeline import Timeline
+from harness.checks.check import Check
+from harness.checks.checker import MessageVerdict, check_messages
+from harness.engine.pacing import pause
+from harness.engine.scenario import Scenario
+from harness.observe.alerts import AlertEvaluator, AlertRule
+from harness.observe.backlog import BacklogNotDrained, wait_until_drained
+from harness.observe.broker_watch import BrokerWatch
+from harness.observe.observer import EffectsObserver
+from harness.observe.probes import Prober, ProbeSample
+from harness.record.history import History
+from harness.record.report import RunResult, write_report
+from harness.record.timeline import Timeline
+from harness.stack import credentials
+from harness.stack.ledger import FaultLedger
+from harness.stack.protocol import Stack
+from harness.workloads.load import MessageLoad
 
 LOAD_AGENT = "load-agent"
 LEFTOVER_WAIT_S = 180.0  # how long a run waits for an earlier run's backlog before it refuses to start

@@ -18,9 +18,9 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from harness.compose import run_compose
+from harness.stack.compose import run_compose
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WHEELS = ROOT / "compose" / ".build" / "wheels"
 REQUIREMENTS = ROOT / "services" / "requirements.txt"
 REGISTRY_BASE = "debian:bookworm-slim"

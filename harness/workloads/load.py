@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from harness.history import History
-from harness.latency import LatencySummary, summarize
-from harness.pacing import pause
+from harness.checks.latency import LatencySummary, summarize
+from harness.engine.pacing import pause
+from harness.record.history import History
 
 MAX_IN_FLIGHT = 1000
 MAX_ATTEMPTS = 3  # per message, when the api sheds load and says when to come back

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from harness.pacing import pause
-from harness.probes import BROKER_USER
-from harness.stack import Endpoints
+from harness.engine.pacing import pause
+from harness.observe.probes import BROKER_USER
+from harness.stack.protocol import Endpoints
 
 BLOCKED_STATES = ("blocked", "blocking")
 

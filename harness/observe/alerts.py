@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.probes import ProbeSample
+from harness.observe.probes import ProbeSample
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.checker import MessageVerdict
-from harness.checks import Check
+from harness.checks.check import Check
+from harness.checks.checker import MessageVerdict
 
 if TYPE_CHECKING:
-    from harness.runner import Run
+    from harness.engine.runner import Run
 
 EXIT_CODES = {"held": 0, "deviated": 1, "error": 2}
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from harness.latency import summarize
-from harness.pacing import pause
+from harness.checks.latency import summarize
+from harness.engine.pacing import pause
 
 
 @dataclass(slots=True)

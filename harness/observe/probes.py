@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import httpx
 import redis.asyncio as aioredis
 
-from harness.pacing import pause
-from harness.stack import Endpoints
+from harness.engine.pacing import pause
+from harness.stack.protocol import Endpoints
 from services.common import keys
 from services.worker.jobs import list_job_age
 

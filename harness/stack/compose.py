@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-COMPOSE_FILE = Path(__file__).resolve().parent.parent / "compose" / "docker-compose.yml"
+COMPOSE_FILE = Path(__file__).resolve().parents[2] / "compose" / "docker-compose.yml"
 DEFAULT_PROJECT = "outage-lab"
 
 

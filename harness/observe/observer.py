@@ -12,8 +12,8 @@ from collections import Counter
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from harness.history import History
-from harness.probes import CANARY_PREFIX
+from harness.observe.probes import CANARY_PREFIX
+from harness.record.history import History
 from services.common import keys
 
 

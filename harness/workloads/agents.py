@@ -5,7 +5,7 @@ A tab is one `LiveClient`. Agents have one to four tabs; a share of the tabs run
 that speaks only protocol version 1; some laptops go to sleep (the tab stops reading its socket
 without closing it) and wake later. Every update a tab applies is recorded in the run's history as an
 observation of kind ``live_update`` (meta: client, channel, seq, session, reset), which
-`harness.checker.check_live` judges; each tab also keeps the view counts it would show.
+`harness.checks.checker.check_live` judges; each tab also keeps the view counts it would show.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from harness import credentials
-from harness.history import History
-from harness.latency import LatencySummary, summarize
-from harness.pacing import pause
+from harness.checks.latency import LatencySummary, summarize
+from harness.engine.pacing import pause
+from harness.record.history import History
+from harness.stack import credentials
 from services.common import keys
 from services.common.live_feed import CHANNELS
 from services.live.client import Banner, LiveClient

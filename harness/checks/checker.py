@@ -25,9 +25,9 @@ from itertools import compress, filterfalse, repeat
 from operator import and_, eq, is_not, ne, sub
 from typing import Any
 
-from harness.checks import Check
-from harness.history import FAIL, INFO, OK, PENDING, History, OpColumns
-from harness.latency import LatencySummary, summarize
+from harness.checks.check import Check
+from harness.checks.latency import LatencySummary, summarize
+from harness.record.history import FAIL, INFO, OK, PENDING, History, OpColumns
 
 __all__ = [
     "Check",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.history import OK, History
+from harness.record.history import OK, History
 
 
 @dataclass(frozen=True)

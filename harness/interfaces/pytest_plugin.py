@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness import credentials
+from harness.stack import credentials
 
 
 @dataclass
 class StackHandle:
     """What a test needs to talk to the stack, and the stack itself for faults."""
 
-    control: object  # a harness.stack.Stack
+    control: object  # a harness.stack.protocol.Stack
     api_url: str
     live_url: str
     redis_url: str
@@ -57,7 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def outage_stack(request: pytest.FixtureRequest) -> Iterator[object]:
     """The Compose stack, healthy. Started for the session unless --outage-use-running."""
-    from harness.compose_stack import ComposeStack
+    from harness.stack.compose_stack import ComposeStack
 
     stack = ComposeStack()
     use_running = _flag(request.config, "outage_use_running")
@@ -92,7 +92,7 @@ def stack(outage_stack: object) -> StackHandle:
 @pytest.fixture
 def outage_history() -> object:
     """An empty history to record operations and observations into."""
-    from harness.history import History
+    from harness.record.history import History
 
     return History()
 
@@ -114,8 +114,8 @@ def outage_run(request: pytest.FixtureRequest, stack: StackHandle, tmp_path_fact
 
     The report goes to a temporary folder (its path is in `result.report_dir`).
     """
-    from harness.runner import run_scenario
-    from harness.scenario import scenario_class
+    from harness.engine.runner import run_scenario
+    from harness.engine.scenario import scenario_class
 
     marker = request.node.get_closest_marker("incident")
 

@@ -1,0 +1,1 @@
+"""What people and CI touch: the CLI, the console, the demo, the pytest plugin."""

@@ -1,0 +1,1 @@
+"""Observation: probes, alerts, the effects observer, broker and store watchers."""

@@ -1,0 +1,1 @@
+"""What reaches disk, as it happens: the history, the timeline, the report."""

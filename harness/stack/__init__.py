@@ -1,0 +1,1 @@
+"""Stack control: the Stack protocol, its Compose backend, images, the fault ledger, heal."""

@@ -1,0 +1,1 @@
+"""Clients that make traffic: messages, websocket agents, pollers, inbound email."""
