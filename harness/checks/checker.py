@@ -186,14 +186,19 @@ class MessageVerdict:
                     f"<= {max_p99_s:g}s",
                 )
             )
-        if max_replay_s is not None and recovered_at is not None:
-            replay = self.replay_seconds(recovered_at)
+        if max_replay_s is not None:
+            replay = self.replay_seconds(recovered_at) if recovered_at is not None else None
+            if recovered_at is None:
+                observed = "the system never recovered"
+            else:
+                observed = "no acknowledged message observed" if replay is None else f"{replay:.3f} s"
             checks.append(
                 Check(
                     f"{label}.replay",
-                    self.acked == 0 or (replay is not None and replay <= max_replay_s),
-                    "no acknowledged message observed" if replay is None else f"{replay:.3f}s",
-                    f"<= {max_replay_s:g}s after recovery",
+                    recovered_at is not None
+                    and (self.acked == 0 or (replay is not None and replay <= max_replay_s)),
+                    observed,
+                    f"<= {max_replay_s:g} s after recovery",
                 )
             )
         return checks

@@ -100,6 +100,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from harness.checks.recheck import RecheckError, recheck
+    from harness.interfaces.console import print_result
+
+    try:
+        outcome = recheck(args.report_dir)
+    except RecheckError as exc:
+        print(f"outage check: {exc}", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
+    if outcome.partial:
+        print("partial record: " + "; ".join(outcome.problems), file=sys.stderr)
+    print_result(outcome.result)
+    if outcome.live_verdict is not None and outcome.live_verdict != outcome.result.verdict:
+        print(f"the live run said {outcome.live_verdict}; the record says {outcome.result.verdict}")
+    return outcome.result.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outage", description="Replay real outages against a real stack.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=1)
     run.add_argument("--report-dir", help="where summary.json, timeline.jsonl and debrief.md go")
     run.set_defaults(handler=_cmd_run)
+
+    check = commands.add_parser(
+        "check",
+        help="re-judge a recorded run from its files alone (no Docker): exit 0 held, 1 deviated, 2 unusable",
+    )
+    check.add_argument(
+        "report_dir", help="a run's report directory (meta.json, timeline.jsonl, history.jsonl)"
+    )
+    check.set_defaults(handler=_cmd_check)
     return parser
 
 

@@ -233,7 +233,7 @@ def test_replay_time_runs_from_recovery_to_the_last_acknowledged_effect():
     assert verdict.replay_seconds(recovered_at=1002.5) == 10.0
     assert verdict.replay_seconds(recovered_at=1020.0) == 0.0
     replay = _checks_by_name(verdict.to_checks(recovered_at=1002.5, max_replay_s=5))["messages.replay"]
-    assert (replay.passed, replay.observed) == (False, "10.000s")
+    assert (replay.passed, replay.observed) == (False, "10.000 s")
 
 
 def test_other_effect_kinds_are_checked_the_same_way():
