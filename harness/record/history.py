@@ -183,14 +183,22 @@ class History:
             self._complete_wall.append(0.0)
         return Op(self, index)
 
-    def _complete(self, index: int, outcome: int, error: str | None, meta: dict[str, Any]) -> None:
+    def _complete(
+        self,
+        index: int,
+        outcome: int,
+        error: str | None,
+        meta: dict[str, Any],
+        at: tuple[int, float] | None = None,  # (monotonic ns, wall) when read back; now otherwise
+    ) -> None:
         ticket = meta.pop(_TICKET, None)
         with self._lock:
             if self._outcome[index] != PENDING:
                 previous = OUTCOME_NAMES[self._outcome[index]]
                 raise HistoryError(f"operation {index} already completed as {previous}")
-            self._complete_mono[index] = time.monotonic_ns()
-            self._complete_wall[index] = time.time()
+            mono, wall = at if at is not None else (time.monotonic_ns(), time.time())
+            self._complete_mono[index] = mono
+            self._complete_wall[index] = wall
             self._outcome[index] = outcome
             self._error[index] = error
             self._completion_order.append(index)
@@ -376,23 +384,12 @@ class History:
             self._complete_wall.append(0.0)
 
     def _load_completion(self, entry: dict[str, Any]) -> None:
-        index = int(entry["i"])
-        meta = dict(entry.get("meta") or {})
-        ticket = meta.pop(_TICKET, None)
-        with self._lock:
-            if self._outcome[index] != PENDING:
-                raise ValueError(f"operation {index} completed twice")
-            self._outcome[index] = _OUTCOME_CODES[entry["outcome"]]
-            self._complete_mono[index] = int(entry["mono_ns"])
-            self._complete_wall[index] = float(entry["wall"])
-            self._error[index] = entry.get("error")
-            self._completion_order.append(index)
-            if ticket is not None:
-                self._ticket[index] = ticket
-            if meta:
-                merged = _unpack_meta(self._meta[index])
-                merged.update(meta)
-                self._meta[index] = _pack_meta(merged)
+        outcome = _OUTCOME_CODES[entry["outcome"]]
+        at = (int(entry["mono_ns"]), float(entry["wall"]))
+        try:
+            self._complete(int(entry["i"]), outcome, entry.get("error"), dict(entry.get("meta") or {}), at)
+        except HistoryError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class HistoryStream:

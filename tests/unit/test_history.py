@@ -150,9 +150,8 @@ def test_a_history_cut_mid_line_reads_as_the_history_up_to_the_cut(tmp_path):
 
 def test_reading_a_malformed_history_names_the_line(tmp_path):
     path = tmp_path / "history.jsonl"
-    path.write_text(
-        '{"type": "observation", "kind": "processed", "key": "m1", "at": 1.0}\n{"type": "invoke"}\n{"type": "observation", "kind": "processed", "key": "m1", "at": 1.0}\n'
-    )
+    observation = '{"type": "observation", "kind": "processed", "key": "m1", "at": 1.0}\n'
+    path.write_text(observation + '{"type": "invoke"}\n' + observation)
     with pytest.raises(HistoryError, match=r"history.jsonl:2"):
         History.read_jsonl(path)
 
