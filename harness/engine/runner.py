@@ -24,8 +24,8 @@ from faults.base import Fault
 from harness.checks.check import Check, verdict_of
 from harness.checks.checker import MessageVerdict, check_messages
 from harness.checks.judge import Judgement, judge
-from harness.engine.pacing import pause
 from harness.engine.scenario import Scenario
+from harness.engine.waiting import pause
 from harness.observe.alerts import AlertEvaluator, AlertRule
 from harness.observe.backlog import BacklogNotDrained, wait_until_drained
 from harness.observe.broker_watch import BrokerWatch

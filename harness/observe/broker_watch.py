@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from harness.engine.pacing import pause
+from harness.engine.waiting import pause
 from harness.observe.probes import BROKER_USER
 from harness.stack.protocol import Endpoints
 

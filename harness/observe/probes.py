@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 import redis.asyncio as aioredis
 
-from harness.engine.pacing import pause
+from harness.engine.waiting import pause
 from harness.stack.protocol import Endpoints
 from services.common import keys
 from services.worker.jobs import list_job_age

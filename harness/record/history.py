@@ -11,6 +11,7 @@ operations cost about a hundred bytes each plus their key strings; `Op` is only 
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -335,8 +336,8 @@ class History:
         anywhere else still raises HistoryError."""
         history = cls()
         loads = json.JSONDecoder().decode
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().split("\n")
+        raw = Path(path).read_bytes()
+        lines = (gzip.decompress(raw) if str(path).endswith(".gz") else raw).decode("utf-8").split("\n")
         last = len(lines)
         while last and not lines[last - 1].strip():
             last -= 1

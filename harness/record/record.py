@@ -17,6 +17,7 @@ so `outage check` re-judges a run from its files exactly as the live run judged 
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from collections.abc import Callable
@@ -120,9 +121,10 @@ class Record:
         except ValueError as exc:
             raise RecordError(f"{folder / META}: not JSON: {exc}") from None
         timeline = [TimelineEvent.from_dict(row) for row in _read_lines(folder / TIMELINE, problems)]
-        if (folder / HISTORY).exists():
+        history_path = _present(folder / HISTORY)
+        if history_path is not None:
             try:
-                history, torn = History.read_jsonl_tolerant(folder / HISTORY)
+                history, torn = History.read_jsonl_tolerant(history_path)
             except HistoryError as exc:
                 raise RecordError(str(exc)) from None
             if torn:
@@ -138,12 +140,29 @@ class Record:
         return cls(meta, history, timeline, samples, partial=bool(problems), problems=problems)
 
 
+def _present(path: Path) -> Path | None:
+    """The file, or its gzipped copy (records kept as test fixtures are compressed)."""
+    for candidate in (path, path.with_name(path.name + ".gz")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def read_text(path: Path) -> str:
+    """A record file's text, gzipped or not."""
+    if path.suffix == ".gz":
+        return gzip.decompress(path.read_bytes()).decode("utf-8")
+    return path.read_text(encoding="utf-8")
+
+
 def _read_lines(path: Path, problems: list[str], required: bool = True) -> list[dict[str, Any]]:
-    if not path.exists():
+    found = _present(path)
+    if found is None:
         if required:
             problems.append(f"{path}: missing")
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    path = found
+    lines = read_text(path).splitlines()
     rows = []
     for number, line in enumerate(lines, 1):
         if not line.strip():

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from harness.checks.latency import LatencySummary, summarize
-from harness.engine.pacing import pause
+from harness.engine.waiting import pause
 from harness.record.history import History
 
 MAX_IN_FLIGHT = 1000
