@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import random
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from harness.checks.latency import LatencySummary, summarize
-from harness.engine.waiting import pause
+from harness.engine.waiting import WaitTimeout, pause, wait_until
 from harness.record.history import History
 from harness.stack import credentials
 from services.common import keys
@@ -72,15 +71,7 @@ class Tab:
         return not self.client.asleep and self.client.banner not in (Banner.STALE_RELOAD, Banner.UNAUTHORIZED)
 
 
-@dataclass
-class Sample:
-    """One second of the population, as a dashboard would plot it."""
-
-    t: float  # wall-clock unix time
-    connected: int  # tabs with a live session
-    attempts: int  # connection attempts so far (all tabs)
-    handshakes: int  # attempts that reached the server (a websocket opened) so far
-    server_connections: int | None  # what the live server reports (None: unreachable)
+SampleSink = Callable[..., None]  # `run.sample` bound to a stream name: sink(**fields)
 
 
 class AgentPopulation:
@@ -88,7 +79,6 @@ class AgentPopulation:
         self.plan = plan
         self.history = history
         self.live_url = live_url
-        self.samples: list[Sample] = []
         self._phases: list[tuple[float, str]] = [(0.0, "before")]  # (wall start, name), ascending
         self._latency: dict[str, list[float]] = {}
         self.tabs = self._build(rng)
@@ -208,9 +198,13 @@ class AgentPopulation:
             delay = started + (n + 1) * interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.connected() < len(self.tabs):
-            await asyncio.sleep(0.5)
+        with contextlib.suppress(WaitTimeout):  # the caller reports how many made it
+            await wait_until(
+                lambda: self.connected() == len(self.tabs),
+                timeout=timeout,
+                what="every tab connected",
+                interval=0.5,
+            )
         return self.connected()
 
     async def stop(self) -> None:
@@ -251,6 +245,33 @@ class AgentPopulation:
     def handshakes(self) -> int:
         return sum(tab.client.stats.handshakes for tab in self.tabs)
 
+    def counters(self) -> dict[str, int]:
+        """Connection attempts and handshakes so far, split by build (stale or up to date)."""
+        totals = {"attempts": 0, "handshakes": 0, "stale_attempts": 0, "stale_handshakes": 0}
+        for tab in self.tabs:
+            totals["attempts"] += tab.client.stats.attempts
+            totals["handshakes"] += tab.client.stats.handshakes
+            if tab.stale:
+                totals["stale_attempts"] += tab.client.stats.attempts
+                totals["stale_handshakes"] += tab.client.stats.handshakes
+        return totals
+
+    def roster(self) -> list[dict[str, Any]]:
+        """One compact row per tab: who it is and where it ended (banner, connections, close codes)."""
+        return [
+            {
+                "tab": tab.name,
+                "agent": tab.agent,
+                "stale": tab.stale,
+                "cohort": tab.cohort,
+                "banner": str(tab.client.banner),
+                "attempts": tab.client.stats.attempts,
+                "handshakes": tab.client.stats.handshakes,
+                "closes": {str(code): n for code, n in tab.client.stats.close_codes.items()},
+            }
+            for tab in self.tabs
+        ]
+
     def banners(self, tabs: Iterable[Tab] | None = None) -> dict[str, int]:
         return dict(Counter(str(tab.client.banner) for tab in (self.tabs if tabs is None else tabs)))
 
@@ -275,23 +296,15 @@ class AgentPopulation:
     def latency(self) -> dict[str, LatencySummary]:
         return {phase: summarize(values) for phase, values in self._latency.items()}
 
-    def peak_handshakes_per_s(self, since: float | None = None, until: float | None = None) -> float:
-        return _peak_rate(self.samples, "handshakes", since, until)
-
-    def peak_attempts_per_s(self, since: float | None = None, until: float | None = None) -> float:
-        return _peak_rate(self.samples, "attempts", since, until)
-
-    async def sample_every_second(self, stop: asyncio.Event) -> None:
-        """Connections over time, from both sides."""
+    async def sample_every_second(self, stop: asyncio.Event, sink: SampleSink) -> None:
+        """Connections over time, from both sides, handed to `sink` once a second."""
         health = self.live_url.replace("ws://", "http://", 1).rstrip("/").removesuffix("/live") + "/health"
         async with httpx.AsyncClient(timeout=1.0) as client:
             while not stop.is_set():
                 server: int | None = None
                 with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
                     server = int((await client.get(health)).json()["connections"])
-                self.samples.append(
-                    Sample(time.time(), self.connected(), self.attempts(), self.handshakes(), server)
-                )
+                sink(at=round(time.time(), 3), connected=self.connected(), server=server, **self.counters())
                 await pause(stop, 1.0)
 
 
@@ -306,17 +319,6 @@ def _established(client: LiveClient) -> bool:
         return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == _TCP_ESTABLISHED
     except OSError:
         return False
-
-
-def _peak_rate(samples: Sequence[Sample], counter: str, since: float | None, until: float | None) -> float:
-    peak = 0.0
-    for before, after in itertools.pairwise(samples):
-        if (since is not None and after.t < since) or (until is not None and before.t > until):
-            continue
-        seconds = after.t - before.t
-        if seconds > 0:
-            peak = max(peak, (getattr(after, counter) - getattr(before, counter)) / seconds)
-    return round(peak, 1)
 
 
 # -- what the tabs should show ----------------------------------------------------------------------
