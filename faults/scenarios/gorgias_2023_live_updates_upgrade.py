@@ -37,6 +37,7 @@ from harness.workloads.agents import (
     ViewTruth,
     read_sequences,
 )
+from services.common.config import Settings
 from services.live.client import Banner
 
 NEW_PROTOCOL = "2"
@@ -45,6 +46,7 @@ MAX_RECONVERGE_S = 10.0
 MAX_HALF_OPEN_S = 30.0
 RECONVERGE_WATCH_S = 30.0
 SERVING_TIMEOUT_S = 90.0
+MANY_TABS = 5  # an agent with this many tabs or more has more than the hardened cap of 4 admits
 
 
 @dataclass
@@ -104,6 +106,7 @@ class LiveUpdatesUpgrade(Scenario):
             "LIVE_HEARTBEAT_S": "5",
             "LIVE_HEARTBEAT_TIMEOUT_S": "20",  # plus the 5 s close handshake: gone within 30 s
             "LIVE_RESUME": "on",
+            "LIVE_CLIENT_RECONNECT": "full_jitter",
         },
         "vulnerable": {
             "LIVE_STALE_CLIENT_CLOSE": "reconnect",
@@ -112,6 +115,7 @@ class LiveUpdatesUpgrade(Scenario):
             "LIVE_HEARTBEAT_S": "10",
             "LIVE_HEARTBEAT_TIMEOUT_S": "0",
             "LIVE_RESUME": "off",
+            "LIVE_CLIENT_RECONNECT": "naive",
         },
     }
 
@@ -201,12 +205,12 @@ class LiveUpdatesUpgrade(Scenario):
 
     async def prepare(self, run: Run) -> None:
         endpoints = await run.call(run.stack.endpoints)
-        vulnerable = run.profile == "vulnerable"
+        product = Settings.from_env(self.settings(run.profile))  # the web app's client is product code
         plan = PopulationPlan(
             tabs=self._timing.tabs,
             ramp_per_s=self._timing.ramp_per_s,
-            naive_reconnect=vulnerable,
-            resume=not vulnerable,
+            reconnect=product.live_client_reconnect,
+            resume=product.live_resume,
         )
         self.population = population = AgentPopulation(endpoints.live, run.history, plan, run.rng)
         self._stop_sampler = asyncio.Event()
@@ -383,11 +387,74 @@ class LiveUpdatesUpgrade(Scenario):
 
     @figure()
     def missed_updates(self, record: Record) -> Measured | None:
-        """Updates an up-to-date tab never received (jumps over sequence numbers never filled later)."""
+        """Updates a live up-to-date tab never got: holes in its stream never filled, and typing,
+        presence and assignment events a fresh snapshot jumped over (it carries only counts and
+        availability, so skipping those is no loss)."""
         live = self._live(record)
         if live is None:
             return None
-        return Measured(live.missed, f"{live.gaps} jumps" + _gap_sample(live))
+        return Measured(
+            live.missed_in_all,
+            f"{live.missed_by_snapshot} skipped by snapshots on event channels, "
+            f"{live.missed} in {live.gaps} jumps" + _gap_sample(live),
+        )
+
+    # The storm's two causes, apart. Server side: what the server answers a stale build ("reconnect
+    # now" 1012 or "reload" 4002), and whether it caps handshakes and tabs. Client side: how the web
+    # app's up-to-date tabs come back after the restart (jitter, when the backoff resets).
+
+    @figure()
+    def stale_handshakes_per_stale_tab(self, record: Record) -> Measured | None:
+        """Server side: handshakes of stale-build tabs over the upgrade, per stale tab (1: told once)."""
+        window = _window(record)
+        if window is None:
+            return None
+        stale = int(record.mark("population_ready").data["stale"])  # type: ignore[union-attr]
+        _, started, closed = window
+        handshakes = closed["stale_handshakes"] - started["stale_handshakes"]
+        retries = self.close_codes(record).get("1012", 0)
+        return Measured(
+            round(handshakes / max(1, stale), 2),
+            f"{handshakes} handshakes by {stale} stale tabs; {retries} closes said 'reconnect now' (1012)",
+        )
+
+    @figure()
+    def current_attempts_per_tab(self, record: Record) -> Measured | None:
+        """Client side: connection attempts of up-to-date tabs over the upgrade, per tab."""
+        window = _window(record)
+        if window is None:
+            return None
+        tabs, started, closed = window
+        current = tabs - int(record.mark("population_ready").data["stale"])  # type: ignore[union-attr]
+        attempts = (closed["attempts"] - closed["stale_attempts"]) - (
+            started["attempts"] - started["stale_attempts"]
+        )
+        peak = _peak_rate(record, "attempts", exclude="stale_attempts")
+        return Measured(
+            round(attempts / max(1, current), 2),
+            f"{attempts} attempts by {current} up-to-date tabs; at most {peak} in one second",
+        )
+
+    @figure()
+    def tabs_beyond_cap(self, record: Record) -> Measured | None:
+        """Agents with more tabs than a cap of MANY_TABS - 1: how their extra tabs ended."""
+        rows = record.stream("tabs")
+        if not rows:
+            return None
+        per_agent = Counter(row["agent"] for row in rows)
+        extra: list[dict[str, Any]] = []
+        seen: Counter[str] = Counter()
+        for row in rows:
+            seen[row["agent"]] += 1
+            if per_agent[row["agent"]] >= MANY_TABS and seen[row["agent"]] >= MANY_TABS:
+                extra.append(row)
+        agents = sum(1 for count in per_agent.values() if count >= MANY_TABS)
+        banners = dict(Counter(row["banner"] for row in extra))
+        handshakes = sum(row["handshakes"] for row in extra)
+        return Measured(
+            len(extra),
+            f"tabs beyond the 4th of {agents} agents: banners {banners}, {handshakes} handshakes",
+        )
 
     @figure()
     def duplicate_updates(self, record: Record) -> int | None:
@@ -472,7 +539,12 @@ class LiveUpdatesUpgrade(Scenario):
         truth, ended = record.mark("channel_truth"), record.mark_at("upgrade_ended")
         if truth is None or ended is None or not record.stream("tabs"):
             return None
-        current = [row["tab"] for row in record.stream("tabs") if not row["stale"]]
+        # Up-to-date tabs the server let in: a tab told it has too many siblings knows it is not live.
+        current = [
+            row["tab"]
+            for row in record.stream("tabs")
+            if not row["stale"] and row["banner"] != str(Banner.TOO_MANY_TABS)
+        ]
         return record.memo(
             "live",
             lambda: check_live(
@@ -509,17 +581,21 @@ def _seconds_between(record: Record, first: str, second: str) -> float:
     return 0.0 if start is None or end is None else end - start
 
 
-def _peak_rate(record: Record, counter: str) -> float | None:
-    """The highest one-second rate of a population counter from the upgrade's start on."""
+def _peak_rate(record: Record, counter: str, exclude: str | None = None) -> float | None:
+    """The highest one-second rate of a population counter (less `exclude`) from the upgrade on."""
     since = record.mark_at("upgrade_started")
     rows = [row for row in record.stream("connections") if since is not None and row["at"] >= since - 1]
     if since is None or len(rows) < 2:
         return None
+
+    def value(row: dict[str, Any]) -> int:
+        return row[counter] - (row[exclude] if exclude else 0)
+
     peak = 0.0
     for before, after in itertools.pairwise(rows):
         seconds = after["at"] - before["at"]
         if seconds > 0:
-            peak = max(peak, (after[counter] - before[counter]) / seconds)
+            peak = max(peak, (value(after) - value(before)) / seconds)
     return round(peak, 1)
 
 

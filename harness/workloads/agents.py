@@ -31,12 +31,15 @@ from harness.stack import credentials
 from services.common import keys
 from services.common.live_feed import CHANNELS
 from services.live.client import Banner, LiveClient
-from services.live.reconnect import FullJitterBackoff, NaiveBackoff, ReconnectPolicy
+from services.live.reconnect import ReconnectPolicy, policy_named
+from services.live.state import SNAPSHOT_STATE_CHANNELS
 
 LIVE_UPDATE = "live_update"
 CURRENT_VERSIONS = (1, 2)  # an up-to-date build speaks both sides of the upgrade
 STALE_VERSIONS = (1,)  # a build from before the upgrade
-TAB_WEIGHTS = {1: 0.35, 2: 0.35, 3: 0.2, 4: 0.1}  # share of agents with n tabs open
+# Share of agents with n tabs open: some keep more tabs than a per-agent connection cap of 4 admits.
+TAB_WEIGHTS = {1: 0.3, 2: 0.3, 3: 0.2, 4: 0.1, 5: 0.05, 6: 0.05}
+TERMINAL_BANNERS = (Banner.STALE_RELOAD, Banner.UNAUTHORIZED, Banner.TOO_MANY_TABS)  # the tab stopped
 _TCP_ESTABLISHED = 1  # tcpi_state of a connection neither side has closed
 
 
@@ -47,8 +50,9 @@ class PopulationPlan:
     sleeper_share: float = 0.05  # laptops that sleep through the upgrade
     late_sleeper_share: float = 0.05  # laptops that fall asleep after it (half-open connections)
     ramp_per_s: float = 100.0  # new connections per second while the population logs in
-    naive_reconnect: bool = False  # NaiveBackoff (reset on every handshake, no jitter) instead of full jitter
-    backoff_cap_s: float = 5.0  # longest full-jitter wait: tabs come back soon after a long restart
+    # The web app's own client, as the product's settings declare it (LIVE_CLIENT_RECONNECT, LIVE_RESUME).
+    reconnect: str = "full_jitter"  # or "naive": no jitter, reset on every handshake
+    backoff_cap_s: float = 5.0  # longest wait: tabs come back soon after a long restart
     resume: bool = True  # resume from the last sequences after a reconnect
     not_connected_after_s: float = 20.0  # the "Not connected to live updates" banner
 
@@ -66,9 +70,9 @@ class Tab:
 
     @property
     def should_be_live(self) -> bool:
-        """Awake and not told to reload: this tab's counts must follow the truth (a red "not connected"
-        banner does not excuse wrong counts; a "reload" banner does, only a reload can help)."""
-        return not self.client.asleep and self.client.banner not in (Banner.STALE_RELOAD, Banner.UNAUTHORIZED)
+        """Awake and not told to stop: this tab's counts must follow the truth (a red "not connected"
+        banner does not excuse wrong counts; a "reload" or "too many tabs" banner does: the agent knows)."""
+        return not self.client.asleep and self.client.banner not in TERMINAL_BANNERS
 
 
 SampleSink = Callable[..., None]  # `run.sample` bound to a stream name: sink(**fields)
@@ -124,9 +128,10 @@ class AgentPopulation:
         return tab
 
     def _policy(self) -> ReconnectPolicy:
-        return NaiveBackoff() if self.plan.naive_reconnect else FullJitterBackoff(cap=self.plan.backoff_cap_s)
+        return policy_named(self.plan.reconnect, cap=self.plan.backoff_cap_s)
 
-    def _on_update(self, tab: Tab, channel: str, seq: int, data: dict[str, Any], at: float) -> None:
+    def _observe(self, tab: Tab, channel: str, seq: int, at: float, **baseline: bool) -> None:
+        """One update applied, or (with `snapshot=True`) a snapshot's position: the checker's input."""
         self.history.observe(
             LIVE_UPDATE,
             f"{channel}:{seq}",
@@ -135,7 +140,11 @@ class AgentPopulation:
             channel=channel,
             seq=seq,
             session=tab.session,
+            **baseline,
         )
+
+    def _on_update(self, tab: Tab, channel: str, seq: int, data: dict[str, Any], at: float) -> None:
+        self._observe(tab, channel, seq, at)
         published = data.get("at")
         # Sleeping laptops read a backlog on waking: that is the sleep, not the fan-out, so it is left out.
         if tab.cohort == "awake" and isinstance(published, int | float):
@@ -155,21 +164,19 @@ class AgentPopulation:
             views = channels.get("views", {})
             tab.counts = {str(v): int(c) for v, c in (views.get("counts") or {}).items()}
             tab.views_seq = int(views.get("seq", 0))
-            if info.get("reset"):
-                # The server said updates were skipped: a new baseline for the checker, not a silent gap.
-                now = time.time()
-                for channel, state in channels.items():
-                    seq = int(state.get("seq", 0))
-                    self.history.observe(
-                        LIVE_UPDATE,
-                        f"{channel}:{seq}",
-                        now,
-                        client=tab.name,
-                        channel=channel,
-                        seq=seq,
-                        session=tab.session,
-                        reset=True,
-                    )
+            # Every snapshot is a new baseline for the checker: it says which channels' state it
+            # restored, so only updates skipped on the others count as missed.
+            now = time.time()
+            for channel, state in channels.items():
+                self._observe(
+                    tab,
+                    channel,
+                    int(state.get("seq", 0)),
+                    now,
+                    snapshot=True,
+                    carried=channel in SNAPSHOT_STATE_CHANNELS,
+                    reset=bool(info.get("reset")),
+                )
 
     def begin_phase(self, name: str, at: float | None = None) -> None:
         """Updates published from `at` (wall time, default now) count towards latency phase `name`."""
@@ -200,9 +207,9 @@ class AgentPopulation:
                 await asyncio.sleep(delay)
         with contextlib.suppress(WaitTimeout):  # the caller reports how many made it
             await wait_until(
-                lambda: self.connected() == len(self.tabs),
+                lambda: self.connected() + self.stopped() == len(self.tabs),
                 timeout=timeout,
-                what="every tab connected",
+                what="every tab connected or told to stop",
                 interval=0.5,
             )
         return self.connected()
@@ -230,6 +237,11 @@ class AgentPopulation:
         return sum(
             1 for tab in (self.tabs if tabs is None else tabs) if tab.client.banner is Banner.CONNECTED
         )
+
+    def stopped(self, tabs: Iterable[Tab] | None = None) -> int:
+        """Tabs the server told to stop (reload, too many tabs, unauthorized): they do not retry."""
+        chosen = self.tabs if tabs is None else tabs
+        return sum(1 for tab in chosen if tab.client.banner in TERMINAL_BANNERS)
 
     def served_in(self, version: int) -> int:
         """Tabs with a live session in protocol `version`."""
