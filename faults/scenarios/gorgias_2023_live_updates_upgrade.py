@@ -1,12 +1,15 @@
 """Gorgias, July 2023: an upgrade of the live-update server brought a reconnect storm and silent tabs.
 
-The root cause, replayed: a rolling upgrade of `live` to protocol version 2 while a realistic population
-is connected — agents with one to four tabs, a share of tabs on a stale build that speaks only version 1,
-laptops asleep (connections that stop reading without closing). The vulnerable server accepts stale tabs
-and closes them with a "reconnect now" code, their naive backoff resets on every handshake, reconnects
-do not resume, and half-open connections are held; the hardened one negotiates, closes stale tabs 4002
-("reload"), admits a bounded number of handshakes per second, caps tabs per agent, closes silent
-connections by heartbeat, and resumes from the last sequence.
+The root cause, replayed: an upgrade of `live` to protocol version 2 while a realistic population is
+connected — agents with one to six tabs (some more than a per-agent cap of 4 admits), a share of
+browsers on a stale build that speaks only version 1, laptops asleep (connections that stop reading
+without closing). The vulnerable server closes stale tabs with a "reconnect now" code and holds
+half-open connections; its web app's naive backoff resets on every handshake and reconnects do not
+resume. The hardened one closes stale tabs 4002 ("reload"), admits a bounded number of handshakes
+per second, caps tabs per agent, closes silent connections by heartbeat, and its web app resumes
+with full-jitter backoff. The runbook, the same in both, keeps the upgrade and blocks the accounts
+whose outdated builds keep retrying. The postmortem's facts, and what is left out:
+gorgias_2023_live_updates_upgrade.md beside this module.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from harness.workloads.agents import (
     PopulationPlan,
     Tab,
     ViewTruth,
+    live_http_url,
     read_sequences,
 )
+from services.common import keys
 from services.common.config import Settings
 from services.live.client import Banner
 
@@ -46,6 +51,8 @@ MAX_RECONVERGE_S = 10.0
 MAX_HALF_OPEN_S = 30.0
 RECONVERGE_WATCH_S = 30.0
 SERVING_TIMEOUT_S = 90.0
+BLOCK_RECENT_S = 10.0  # an agent whose outdated build connected this recently is still retrying
+BLOCK_EFFECT_S = 10.0  # how long the runbook watches stale-build traffic after the block step
 MANY_TABS = 5  # an agent with this many tabs or more has more than the hardened cap of 4 admits
 
 
@@ -64,7 +71,8 @@ class LiveUpdatesUpgrade(Scenario):
     id = "gorgias-2023-live-updates-upgrade"
     title = "A live-server upgrade meets stale tabs, many tabs and sleeping laptops"
     source = (
-        "Gorgias status page, 2023-07-19..08-02: View counts, agent status and general notification issues"
+        "Gorgias status page, 2023-07-19..08-02: View counts, agent status and general notification issues "
+        "(faults/scenarios/gorgias_2023_live_updates_upgrade.md)"
     )
     drill = Drill(
         briefing=(
@@ -205,6 +213,7 @@ class LiveUpdatesUpgrade(Scenario):
 
     async def prepare(self, run: Run) -> None:
         endpoints = await run.call(run.stack.endpoints)
+        await _clear_blocklist(run)
         product = Settings.from_env(self.settings(run.profile))  # the web app's client is product code
         plan = PopulationPlan(
             tabs=self._timing.tabs,
@@ -282,6 +291,7 @@ class LiveUpdatesUpgrade(Scenario):
         await self._mark_channel_truth(run)
 
     async def recover(self, run: Run) -> None:
+        """The runbook, the same in both profiles, once the upgrade's effects were measured."""
         population = self._require_population()
         for row in population.roster():
             run.sample("tabs", **row)
@@ -290,11 +300,53 @@ class LiveUpdatesUpgrade(Scenario):
             "update latency per phase (by publication time, awake tabs)",
             **{phase: summary.as_dict() for phase, summary in population.latency().items()},
         )
+        run.action("upgrade kept: rolling back would disconnect the tabs the new version already serves")
+        await self._block_outdated_versions(run, population)
         await population.stop()
         self._stop_sampler.set()
         if self._sampler is not None:
             await self._sampler
-        run.action("upgrade kept; the population logs off and live is redeployed at the stack's default")
+        await _clear_blocklist(run)
+        run.action("the population logs off; the blocklist is cleared; live goes back to the stack's default")
+
+    async def _block_outdated_versions(self, run: Run, population: AgentPopulation) -> None:
+        """The postmortem's step: block the accounts whose outdated builds keep hammering the server.
+
+        The live server lists the agents it saw on an outdated version; those seen in the last
+        BLOCK_RECENT_S seconds are still retrying. Their stale tabs are then told to reload (4002)."""
+        async with httpx.AsyncClient(timeout=10) as client:
+            reply = await client.get(live_http_url(population.live_url, "/stale-clients"))
+            reply.raise_for_status()
+            seen = reply.json()["agents"]
+        hammering = sorted(a for a, s in seen.items() if s["last_seen_s_ago"] <= BLOCK_RECENT_S)
+        before = population.counters()
+        if not hammering:
+            run.action(
+                f"block outdated versions: of {len(seen)} agents seen on an outdated build, none retried "
+                f"in the last {BLOCK_RECENT_S:g} s; nothing to block",
+                blocked=0,
+            )
+        else:
+            redis = aioredis.from_url(run.stack.endpoints().redis, decode_responses=True)
+            try:
+                await redis.sadd(keys.LIVE_BLOCKED_AGENTS, *hammering)
+            finally:
+                await redis.aclose()
+            run.action(
+                f"block outdated versions: {len(hammering)} agents still retry with an outdated build; "
+                "blocked (their stale tabs are told to reload)",
+                blocked=len(hammering),
+            )
+        await asyncio.sleep(BLOCK_EFFECT_S)
+        after = population.counters()
+        run.mark(
+            "block_effect",
+            f"stale-build handshakes in the {BLOCK_EFFECT_S:g} s after the block step: "
+            f"{after['stale_handshakes'] - before['stale_handshakes']}",
+            blocked=len(hammering),
+            seconds=BLOCK_EFFECT_S,
+            stale_handshakes=after["stale_handshakes"] - before["stale_handshakes"],
+        )
 
     # -- acting on the population ---------------------------------------------------------------------
 
@@ -349,6 +401,15 @@ class LiveUpdatesUpgrade(Scenario):
             tabs_compared=seen["compared"],
         )
         run.mark_recovered(f"view counts on every live tab equal Redis {converged:.1f} s after the upgrade")
+
+    @figure()
+    def stale_handshakes_after_block(self, record: Record) -> Measured | None:
+        """Handshakes of stale-build tabs in the seconds after the runbook's block step."""
+        effect = record.mark("block_effect")
+        if effect is None:
+            return None
+        data = effect.data
+        return Measured(data["stale_handshakes"], f"{data['blocked']} agents blocked, {data['seconds']:g} s")
 
     async def _mark_channel_truth(self, run: Run) -> None:
         """The true latest sequence of every channel: every up-to-date tab must reach it."""
@@ -437,7 +498,7 @@ class LiveUpdatesUpgrade(Scenario):
 
     @figure()
     def tabs_beyond_cap(self, record: Record) -> Measured | None:
-        """Agents with more tabs than a cap of MANY_TABS - 1: how their extra tabs ended."""
+        """Tabs beyond the 4th of agents with five or more: how each ended (banner) and what they cost."""
         rows = record.stream("tabs")
         if not rows:
             return None
@@ -599,6 +660,15 @@ def _peak_rate(record: Record, counter: str, exclude: str | None = None) -> floa
     return round(peak, 1)
 
 
+async def _clear_blocklist(run: Run) -> None:
+    """The blocklist lives in Redis: a run starts and ends without one (agents' names recur)."""
+    redis = aioredis.from_url(run.stack.endpoints().redis, decode_responses=True)
+    try:
+        await redis.delete(keys.LIVE_BLOCKED_AGENTS)
+    finally:
+        await redis.aclose()
+
+
 async def _wait_serving(population: AgentPopulation, protocol: int, timeout: float) -> None:
     """Until a tab is served in `protocol` or the live server's /health says it speaks it."""
     says_so = asyncio.Event()
@@ -616,7 +686,7 @@ async def _wait_serving(population: AgentPopulation, protocol: int, timeout: flo
 
 
 async def _poll_health(live_url: str, protocol: int, says_so: asyncio.Event) -> None:
-    url = live_url.replace("ws://", "http://", 1).rstrip("/").removesuffix("/live") + "/health"
+    url = live_http_url(live_url, "/health")
     async with httpx.AsyncClient(timeout=2) as client:
         while True:
             with contextlib.suppress(httpx.HTTPError, ValueError):

@@ -310,7 +310,7 @@ class AgentPopulation:
 
     async def sample_every_second(self, stop: asyncio.Event, sink: SampleSink) -> None:
         """Connections over time, from both sides, handed to `sink` once a second."""
-        health = self.live_url.replace("ws://", "http://", 1).rstrip("/").removesuffix("/live") + "/health"
+        health = live_http_url(self.live_url, "/health")
         async with httpx.AsyncClient(timeout=1.0) as client:
             while not stop.is_set():
                 server: int | None = None
@@ -318,6 +318,11 @@ class AgentPopulation:
                     server = int((await client.get(health)).json()["connections"])
                 sink(at=round(time.time(), 3), connected=self.connected(), server=server, **self.counters())
                 await pause(stop, 1.0)
+
+
+def live_http_url(live_url: str, path: str) -> str:
+    """The live server's HTTP endpoint `path` (/health, /stale-clients) beside its websocket URL."""
+    return live_url.replace("ws://", "http://", 1).rstrip("/").removesuffix("/live") + path
 
 
 def _established(client: LiveClient) -> bool:
