@@ -136,6 +136,8 @@ class QueueClusterDown(Scenario):
     # -- the incident -----------------------------------------------------------------------------
 
     async def inject(self, run: Run) -> None:
+        """Shorten the brokers' table wait, then take all three nodes down: stopped one by one (odd
+        seeds) or killed at once (even seeds)."""
         variant = variant_for_seed(run.seed)
         await run.inject(
             TableWaitOverride(TABLE_WAIT_MS, TABLE_WAIT_RETRIES),
@@ -153,6 +155,8 @@ class QueueClusterDown(Scenario):
             )
 
     async def during_outage(self, run: Run) -> None:
+        """The orchestrator starts the nodes in ordinal order; watch them wait for their peers and
+        give up; the cluster stays down for outage_s."""
         variant = variant_for_seed(run.seed)
         for node in BROKER_NODES:
             peers = await run.call(peers_running_at_shutdown, run.stack, node)
@@ -212,6 +216,8 @@ class QueueClusterDown(Scenario):
     # -- the runbook ------------------------------------------------------------------------------
 
     async def recover(self, run: Run) -> None:
+        """The runbook: stop the stuck nodes, start the one that stopped last first (force_boot one if
+        none did), then the others, until one cluster of three runs."""
         stack = run.stack
         status = await run.call(stack.status)
         for node in BROKER_NODES:

@@ -78,6 +78,11 @@ class Run:
 
     # -- helpers for scenario steps ----------------------------------------------------------------
 
+    @property
+    def settings(self) -> dict[str, str]:
+        """The declared settings this run's profile sets: what scenario code may branch on."""
+        return self.scenario.settings(self.profile)
+
     def add_load(self, load: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Another load to run beside the messages (call from `prepare`): it gets the stop event
         that the runner sets when the load phase ends, and is awaited before the drain."""
@@ -237,7 +242,7 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
         await run.sleep(timing.steady_s)
 
         run.timeline.enter("inject")
-        _watch_alerts(run, scenario.alert_rules(profile))
+        _watch_alerts(run, scenario.alert_rules(run.settings))
         await scenario.inject(run)
         run.timeline.enter("outage")
         await scenario.during_outage(run)

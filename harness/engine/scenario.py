@@ -107,8 +107,8 @@ class Scenario(ABC):
             raise ScenarioError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
         return {**HARDENED_SETTINGS, **self.profile_settings.get(profile, {})}
 
-    def alert_rules(self, profile: str) -> list[AlertRule]:
-        """The monitoring this profile has (default: the full set)."""
+    def alert_rules(self, settings: dict[str, str]) -> list[AlertRule]:
+        """The monitoring a run has, from its declared settings (default: the full set)."""
         from harness.observe.alerts import default_rules
 
         return default_rules()

@@ -89,6 +89,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.interfaces.console import print_result, progress_printer
 
     scenario = scenario_class(args.scenario)()
+    if args.dry_run:
+        from harness.engine.plan import render
+
+        print(render(scenario, (args.profile,)), end="")
+        return EXIT_OK
     report_dir = (
         Path(args.report_dir) if args.report_dir else Path("reports") / f"{scenario.id}-{args.profile}"
     )
@@ -156,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", choices=("hardened", "vulnerable"), default="hardened")
     run.add_argument("--seed", type=int, default=1)
     run.add_argument("--report-dir", help="where summary.json, timeline.jsonl and debrief.md go")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print the plan and the profiles' settings diff; touch nothing"
+    )
     run.set_defaults(handler=_cmd_run)
 
     check = commands.add_parser(

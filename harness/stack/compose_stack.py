@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import docker
 import docker.errors
@@ -132,7 +133,15 @@ class ComposeStack:
             state = container.attrs.get("State", {})
             health = (state.get("Health") or {}).get("Status", "none")
             networks = tuple(container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {})
-            services[name] = ServiceState(name, state.get("Status", "unknown"), health, networks)
+            status = state.get("Status", "unknown")
+            services[name] = ServiceState(
+                name,
+                status,
+                health,
+                networks,
+                exit_code=state.get("ExitCode") if status == "exited" else None,
+                started_at=_docker_time(state.get("StartedAt", "")),
+            )
         try:
             endpoints: Endpoints | None = self._endpoints_from(containers)
         except StackError:
@@ -245,7 +254,7 @@ class ComposeStack:
             kwargs["since"] = int(since)
         return self.container(service).logs(**kwargs).decode(errors="replace")
 
-    def volume_path_write(self, service: str, path: str, content: str) -> None:
+    def write_volume_file(self, service: str, path: str, content: str) -> None:
         """Write a file into a stopped service's volume, with a throwaway container of its image."""
         container = self.container(service)
         mounts = container.attrs.get("Mounts") or []
@@ -260,7 +269,7 @@ class ComposeStack:
             labels={"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"},
         )
 
-    def volume_path_read(self, service: str, path: str) -> str | None:
+    def read_volume_file(self, service: str, path: str) -> str | None:
         """Read a file from a stopped service's volume (None when it does not exist)."""
         container = self.container(service)
         mounts = container.attrs.get("Mounts") or []
@@ -275,3 +284,13 @@ class ComposeStack:
             labels={"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"},
         ).decode(errors="replace")
         return None if output == "\x01missing" else output
+
+
+def _docker_time(text: str) -> float | None:
+    """Docker's RFC 3339 time with nanoseconds, as unix time (None when unset)."""
+    if not text or text.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(text[:26].rstrip("Z") + "+00:00").timestamp()
+    except ValueError:
+        return None

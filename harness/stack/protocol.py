@@ -34,6 +34,8 @@ class ServiceState:
     state: str  # running, exited, paused, missing, ...
     health: str  # healthy, unhealthy, starting, none
     networks: tuple[str, ...] = ()
+    exit_code: int | None = None  # of its last run, once it has exited
+    started_at: float | None = None  # unix time its current (or last) run started
 
     @property
     def healthy(self) -> bool:
@@ -108,3 +110,10 @@ class Stack(Protocol):
     def connect(self, service: str) -> None: ...
     def exec(self, service: str, command: Sequence[str], timeout: float = 30) -> tuple[int, str]: ...
     def logs(self, service: str, since: float | None = None, tail: int = 200) -> str: ...
+    def read_volume_file(self, service: str, path: str) -> str | None:
+        """A file of the service's data volume, running or not (None when it does not exist)."""
+        ...
+
+    def write_volume_file(self, service: str, path: str, content: str) -> None:
+        """Write a file into the service's data volume, running or not."""
+        ...
