@@ -226,6 +226,7 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
             run.rng,
             timing.message_rate,
             run.tickets,
+            retry_unknown=scenario.message_retry_unknown,
         )
         loads = [asyncio.create_task(run.load.run(stop_load))]
         loads += [asyncio.create_task(load(stop_load)) for load in run.extra_loads]

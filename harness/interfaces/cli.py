@@ -109,17 +109,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from harness.checks.recheck import RecheckError, recheck
     from harness.interfaces.console import print_result
 
-    try:
-        outcome = recheck(args.report_dir)
-    except RecheckError as exc:
-        print(f"outage check: {exc}", file=sys.stderr)
-        return EXIT_HARNESS_ERROR
-    if outcome.partial:
-        print("partial record: " + "; ".join(outcome.problems), file=sys.stderr)
-    print_result(outcome.result)
-    if outcome.live_verdict is not None and outcome.live_verdict != outcome.result.verdict:
-        print(f"the live run said {outcome.live_verdict}; the record says {outcome.result.verdict}")
-    return outcome.result.exit_code
+    codes, disagreements = [], []
+    for report_dir in args.report_dirs:
+        try:
+            outcome = recheck(report_dir)
+        except RecheckError as exc:
+            print(f"outage check: {exc}", file=sys.stderr)
+            codes.append(EXIT_HARNESS_ERROR)
+            continue
+        if outcome.partial:
+            print(f"partial record ({report_dir}): " + "; ".join(outcome.problems), file=sys.stderr)
+        print_result(outcome.result)
+        live, again = outcome.live_verdict, outcome.result.verdict
+        if live is not None and live != again:
+            print(f"{report_dir}: the live run said {live}; the record says {again}")
+            disagreements.append(report_dir)
+        codes.append(outcome.result.exit_code)
+    if args.against_live:
+        return EXIT_DEVIATED if disagreements or EXIT_HARNESS_ERROR in codes else EXIT_OK
+    return max(codes, default=EXIT_OK)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,8 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="re-judge a recorded run from its files alone (no Docker): exit 0 held, 1 deviated, 2 unusable",
     )
+    check.add_argument("report_dirs", nargs="+", metavar="REPORT_DIR", help="a run's report directory")
     check.add_argument(
-        "report_dir", help="a run's report directory (meta.json, timeline.jsonl, history.jsonl)"
+        "--against-live",
+        action="store_true",
+        help="exit 0 only when every record gives the verdict its live run gave (for CI)",
     )
     check.set_defaults(handler=_cmd_check)
     return parser
