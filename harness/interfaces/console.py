@@ -26,7 +26,7 @@ _VERDICT_STYLE = {"held": "bold green", "deviated": "bold red", "error": "bold y
 
 
 def _progress_line(run: Run, previous: dict[str, float]) -> Text:
-    ops = run.history.op_count()
+    ops = run.history.op_count
     now = time.monotonic()
     rate = (ops - previous.get("ops", 0)) / max(now - previous.get("at", now - 1), 1e-6)
     previous.update(ops=ops, at=now)

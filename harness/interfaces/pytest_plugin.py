@@ -207,8 +207,9 @@ def _wait_serving(handle: StackHandle, timeout: float = HEALTHY_TIMEOUT_S) -> No
 
 @pytest.fixture
 def outage_stack(_outage_session_stack: Any) -> Iterator[StackHandle]:
-    """A healthy stack and its endpoints, held for this test alone (an earlier test may have broken
-    it, so this waits until it serves again)."""
+    """A healthy stack, held for this test alone: `api_url` (through the gateway), `live_url`,
+    `redis_url`, `admin_token`, `agent_token(name)`, and `control` (the Stack, for faults).
+    An earlier test may have broken the stack, so this first waits until it is healthy."""
     with _stack_lock():
         _outage_session_stack.wait_healthy(timeout=HEALTHY_TIMEOUT_S)
         endpoints = _outage_session_stack.endpoints()
@@ -269,13 +270,15 @@ def outage_run(
     tmp_path_factory: pytest.TempPathFactory,
     record_property: Callable[[str, object], None],
 ) -> Callable[..., Any]:
-    """Run a scenario and return its RunResult; the id defaults to the test's `incident` marker.
+    """`outage_run(scenario_id=None, profile="hardened", seed=1, **timing)` runs a scenario and
+    returns its RunResult (`verdict`, `messages`, `checks`, `failed_checks`, `timings`, `metrics`);
+    the id defaults to the test's `incident` marker; its report's folder is
+    `result.details["report_dir"]`.
 
-    `outage_run(scenario_id=None, profile="hardened", seed=1, **timing)`: keyword `timing` values
-    override the scenario's Timing fields. The report goes to a folder of its own under
-    --outage-report-dir (else a temporary folder); its path is `result.details["report_dir"]`.
-    Each run records `outage_scenario`, `outage_profile`, `outage_verdict`, `outage_lost` and
-    `outage_report_dir` as properties of the test (JUnit XML) and joins the terminal summary.
+    Keyword `timing` values override the scenario's Timing fields. The report goes to a folder of
+    its own under --outage-report-dir (else a temporary folder). Each run records
+    `outage_scenario`, `outage_profile`, `outage_verdict`, `outage_lost` and `outage_report_dir` as
+    properties of the test (JUnit XML) and joins the terminal summary.
     """
     from harness.engine.runner import run_scenario
     from harness.engine.scenario import scenario_class
