@@ -29,7 +29,7 @@ test: setup
 	$(BIN)/ruff check harness faults services tests bench
 	$(BIN)/pytest tests/unit -q
 	$(BIN)/outage up --no-build
-	$(BIN)/pytest tests/stack -q --outage-use-running --durations=20 --junitxml=$(REPORTS)/junit.xml
+	$(BIN)/pytest tests/stack -q --outage-use-running --outage-report-dir $(REPORTS)/runs --durations=20 --junitxml=$(REPORTS)/junit.xml
 
 test-unit: venv
 	$(BIN)/pytest tests/unit -q

@@ -34,7 +34,7 @@ def _kinds(path: Path) -> list[str]:
     return [row.get("kind") for row in _lines(path)]
 
 
-def test_a_run_killed_during_its_outage_leaves_a_partial_record_that_check_judges(stack, tmp_path):
+def test_a_run_killed_during_its_outage_leaves_a_partial_record_that_check_judges(outage_stack, tmp_path):
     report = tmp_path / "killed"
     harness = subprocess.Popen(
         [OUTAGE, "run", "worker-crash", "--report-dir", str(report)],
@@ -65,4 +65,4 @@ def test_a_run_killed_during_its_outage_leaves_a_partial_record_that_check_judge
     heal = subprocess.run([OUTAGE, "heal"], capture_output=True, text=True, timeout=400)
 
     assert heal.returncode == 0, heal.stdout + heal.stderr
-    assert stack.control.wait_healthy(timeout=120).healthy
+    assert outage_stack.control.wait_healthy(timeout=120).healthy
