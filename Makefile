@@ -30,6 +30,9 @@ test: setup
 	$(BIN)/pytest tests/unit -q
 	$(BIN)/outage up --no-build
 	$(BIN)/pytest tests/stack -q --outage-use-running --outage-report-dir $(REPORTS)/runs --durations=20 --junitxml=$(REPORTS)/junit.xml
+	# Every run the stack tests made is judged again from its record alone, to the live verdict.
+	$(BIN)/outage check --against-live $$(find $(REPORTS)/runs -name summary.json -printf '%h ') > $(REPORTS)/recheck.txt
+	@echo "every recorded run re-judged offline to its live verdict ($(REPORTS)/recheck.txt)"
 
 test-unit: venv
 	$(BIN)/pytest tests/unit -q
