@@ -10,10 +10,11 @@ setup: venv images
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# pyproject.toml declares ranges; constraints.txt pins the versions this project is tested with.
+$(VENV)/.installed: pyproject.toml constraints.txt services/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 images: venv
@@ -48,4 +49,4 @@ down: venv
 	$(BIN)/outage down --volumes
 
 clean: down
-	rm -rf $(VENV) compose/.build $(REPORTS) .outage
+	rm -rf $(VENV) $(REPORTS) dist

@@ -15,7 +15,7 @@ import docker.errors
 import httpx
 from docker.models.containers import Container
 
-from harness.stack import images
+from harness.stack import credentials, images
 from harness.stack.compose import ComposeError, project_name, run_compose
 from harness.stack.protocol import (
     APP_SERVICES,
@@ -27,7 +27,6 @@ from harness.stack.protocol import (
     StackStatus,
 )
 
-BROKER_USER = ("outage", "outage")
 _CONFIGURE_ATTEMPTS = 3
 # Compose variables that pin an app service's published port (compose/docker-compose.yml).
 _PORT_VARIABLES = {
@@ -51,6 +50,7 @@ class ComposeStack:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def up(self, env: Mapping[str, str] | None = None, build: bool = True, timeout: float = 300) -> None:
+        credentials.warn_if_legacy(credentials.stack_secrets(self.project), self.project)
         if build or not images.images_present():
             images.build_images()
         self._env = dict(env or {})
@@ -59,6 +59,8 @@ class ComposeStack:
 
     def down(self, volumes: bool = False) -> None:
         run_compose(["down", "--remove-orphans", *(["--volumes"] if volumes else [])])
+        if volumes:  # the broker's login lived in its volumes: the next stack gets new secrets
+            credentials.forget_secrets(self.project)
 
     def configure(self, env: Mapping[str, str], services: Sequence[str] = APP_SERVICES) -> None:
         """Run the app services with these settings (compose recreates only what changed).
@@ -155,7 +157,7 @@ class ComposeStack:
             return ClusterState(running, alarms)
         for node, url in endpoints.management.items():
             try:
-                reply = httpx.get(f"{url}/api/nodes", auth=BROKER_USER, timeout=3)
+                reply = httpx.get(f"{url}/api/nodes", auth=credentials.broker_login(), timeout=3)
                 reply.raise_for_status()
             except httpx.HTTPError:
                 continue
