@@ -27,6 +27,8 @@ REGISTRY_BASE = "debian:bookworm-slim"
 LOCAL_BASE = "outage-lab/debian:bookworm"
 DEBIAN_MIRROR = os.environ.get("OUTAGE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 SERVICE_IMAGES = ("outage-lab/rabbitmq", "outage-lab/redis", "outage-lab/gateway", "outage-lab/app")
+# Images of short-lived helpers the harness starts itself (not compose services).
+TOOL_IMAGES = {"outage-lab/nettools": ROOT / "compose" / "images" / "nettools"}
 
 
 class ImageBuildError(RuntimeError):
@@ -150,11 +152,34 @@ def build_images(force: bool = False) -> None:
     ensure_wheels()
     _say(f"building images from {base}")
     run_compose(["build", *(["--no-cache"] if force else [])], env={"OUTAGE_BASE_IMAGE": base})
+    for name, context in TOOL_IMAGES.items():
+        tag = f"{name}:{image_tag()}"
+        _say(f"building {tag}")
+        subprocess.run(
+            [
+                "docker",
+                "build",
+                "-q",
+                "-t",
+                tag,
+                "--build-arg",
+                f"BASE_IMAGE={base}",
+                *(["--no-cache"] if force else []),
+                str(context),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def images_present() -> bool:
     client = docker.from_env()
-    return all(_image_exists(client, f"{name}:{image_tag()}") for name in SERVICE_IMAGES)
+    return all(_image_exists(client, f"{name}:{image_tag()}") for name in (*SERVICE_IMAGES, *TOOL_IMAGES))
+
+
+def tool_image(name: str) -> str:
+    """The tag of one of the harness's helper images (built by `outage build`)."""
+    return f"{name}:{image_tag()}"
 
 
 def image_tag() -> str:
