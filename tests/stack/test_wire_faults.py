@@ -30,6 +30,7 @@ from faults.network import BandwidthLimit, ConnectionResets, LinkPartition, Pack
 from harness.stack.ledger import FaultLedger
 from harness.stack.protocol import BROKER_NODES
 from services.common import keys
+from tests.stack.polling import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.chaos]
 
@@ -239,15 +240,6 @@ def _heartbeat_offsets(redis_url: str) -> list[float]:
     return [float(beat) - time.time() for beat in client.hgetall(keys.WORKER_HEARTBEATS).values()]
 
 
-def _wait_for(condition, timeout: float = 90) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
-
-
 def _faketime_processes(stack, service: str) -> int:
     script = "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c ^FAKETIME= || true"
     return int(stack.control.exec(service, ["sh", "-c", script])[1].strip() or 0)
@@ -255,14 +247,14 @@ def _faketime_processes(stack, service: str) -> int:
 
 def test_clock_skew_moves_the_worker_heartbeats_ahead_and_back(stack, fault):
     with fault(ClockSkew("worker", offset_s=300)):
-        assert _wait_for(lambda: max(_heartbeat_offsets(stack.redis_url)) > 200), "no skewed heartbeat"
+        assert wait_for(lambda: max(_heartbeat_offsets(stack.redis_url)) > 200, 90), "no skewed heartbeat"
         seen = max(_heartbeat_offsets(stack.redis_url))
         print(f"heartbeat ahead by {seen:.1f} s (skew asked 300 s)")
         # A beat is written every second: it is at most a second (and the read) old.
         assert 298 <= seen <= 301
         assert _faketime_processes(stack, "worker") > 0
     # After the revert the worker beats with the true time again (the skewed beats are overwritten).
-    assert _wait_for(lambda: all(abs(offset) < 5 for offset in _heartbeat_offsets(stack.redis_url)))
+    assert wait_for(lambda: all(abs(offset) < 5 for offset in _heartbeat_offsets(stack.redis_url)), 90)
     assert stack.control.exec("worker", ["test", "-e", CLOCK_OFFSET_FILE])[0] != 0
     assert _faketime_processes(stack, "worker") == 0
 
