@@ -15,7 +15,8 @@ import docker.errors
 import httpx
 from docker.models.containers import Container
 
-from harness.stack import credentials, images
+from harness.stack import credentials, images, nettools
+from harness.stack.cgroup_limits import READ_SCRIPT, CgroupReadError, parse_limits
 from harness.stack.compose import ComposeError, project_name, run_compose
 from harness.stack.protocol import (
     APP_SERVICES,
@@ -23,6 +24,7 @@ from harness.stack.protocol import (
     SERVICES,
     ClusterState,
     Endpoints,
+    Limits,
     ServiceState,
     StackStatus,
 )
@@ -255,6 +257,58 @@ class ComposeStack:
         if since is not None:
             kwargs["since"] = int(since)
         return self.container(service).logs(**kwargs).decode(errors="replace")
+
+    # -- levers on the wire and on the host ------------------------------------------------------
+
+    def _own_container(self, service: str) -> Container:
+        """The service's running container, checked to belong to this project (faults never
+        touch anything else)."""
+        container = self.container(service)
+        container.reload()
+        if container.labels.get("com.docker.compose.project") != self.project:
+            raise StackError(f"container {container.name} is not part of project {self.project}")
+        if container.status != "running":
+            raise StackError(f"service {service} is {container.status}, not running")
+        return container
+
+    def address(self, service: str) -> str:
+        container = self._own_container(service)
+        network = (container.attrs.get("NetworkSettings", {}).get("Networks") or {}).get(self.network)
+        if not network or not network.get("IPAddress"):
+            raise StackError(f"service {service} has no address on {self.network} (cut off?)")
+        return str(network["IPAddress"])
+
+    def _helper_labels(self) -> dict[str, str]:
+        return {"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"}
+
+    def run_in_netns(self, service: str | None, script: str, timeout: float = 30) -> tuple[int, str]:
+        mode = "none" if service is None else f"container:{self._own_container(service).id}"
+        return nettools.run_helper(self._docker, mode, script, self._helper_labels(), timeout)
+
+    def start_in_netns(self, service: str, script: str) -> Container:
+        """Start a helper in the service's network namespace and leave it running (a probe's
+        server side); the caller removes it."""
+        mode = f"container:{self._own_container(service).id}"
+        return nettools.start_helper(self._docker, mode, script, self._helper_labels())
+
+    def limits(self, service: str) -> Limits:
+        self._own_container(service)
+        code, output = self.exec(service, ["sh", "-c", READ_SCRIPT])
+        if code != 0:
+            raise StackError(f"cannot read the cgroup limits of {service}: {output[-300:]}")
+        try:
+            return parse_limits(output)
+        except CgroupReadError as exc:
+            raise StackError(f"{service}: {exc}") from None
+
+    def set_limits(self, service: str, limits: Limits) -> None:
+        """Change the limits at run time through the Docker API (the container keeps running)."""
+        self._own_container(service).update(
+            cpu_period=limits.cpu_period_us,
+            cpu_quota=limits.cpu_quota_us,
+            mem_limit=limits.memory_bytes,
+            memswap_limit=limits.memory_swap_bytes,
+        )
 
     def write_volume_file(self, service: str, path: str, content: str) -> None:
         """Write a file into a stopped service's volume, with a throwaway container of its image."""
