@@ -124,6 +124,8 @@ class Run:
 
 
 ProgressCallback = Callable[[Run], None]
+# Replaces the scenario's runbook: in a drill, people recover the stack and the harness waits.
+RecoverStep = Callable[[Run], Awaitable[None]]
 
 
 async def _create_tickets(api_url: str, count: int, subject: str = "load") -> list[int]:
@@ -169,8 +171,13 @@ def new_run(scenario: Scenario, stack: Stack, profile: str, seed: int) -> Run:
     )
 
 
-async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
-    """Run the phases; raises HarnessError (or anything unexpected) when the harness fails."""
+async def execute(
+    run: Run, progress: ProgressCallback | None = None, recover: RecoverStep | None = None
+) -> None:
+    """Run the phases; raises HarnessError (or anything unexpected) when the harness fails.
+
+    `recover` replaces the scenario's runbook (a drill: responders recover, the harness watches).
+    """
     scenario, stack, profile, timing = run.scenario, run.stack, run.profile, run.scenario.timing
     stop_load, stop_watch = asyncio.Event(), asyncio.Event()
     background: list[asyncio.Task[None]] = []
@@ -225,7 +232,7 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
         run.timeline.enter("outage")
         await scenario.during_outage(run)
         run.timeline.enter("recover")
-        await scenario.recover(run)
+        await (recover or scenario.recover)(run)
         await run.revert_faults()
         if run.recovered_at_wall is None:
             run.mark_recovered()

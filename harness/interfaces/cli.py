@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=1)
     run.add_argument("--report-dir", help="where summary.json, timeline.jsonl and debrief.md go")
     run.set_defaults(handler=_cmd_run)
+
+    from harness.interfaces import drill_cli
+
+    drill_cli.register(commands)
     return parser
 
 
