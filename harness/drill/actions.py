@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from faults.broker import request_force_boot, wait_listening
+from faults.broker import peers_running_at_shutdown, request_force_boot, wait_listening
 from harness.stack.protocol import APP_SERVICES, BROKER_NODES, SERVICES, Stack
 
 PUBLISHERS = ("api", "relay")  # the services that publish to the broker
@@ -58,6 +58,14 @@ def _broker_wait(stack: Stack, args: list[str], baseline: dict[str, str]) -> str
     node = _one_of(args[0], BROKER_NODES, "node")
     wait_listening(stack, node, LISTEN_TIMEOUT_S)
     return f"{node} accepts AMQP connections"
+
+
+def _shutdown_peers(stack: Stack, args: list[str], baseline: dict[str, str]) -> str:
+    lines = []
+    for node in BROKER_NODES:
+        peers = peers_running_at_shutdown(stack, node)
+        lines.append(f"{node}: {', '.join(peers) if peers else 'unknown (no record)'}")
+    return "nodes running when each node shut down: " + "; ".join(lines)
 
 
 def _restart(stack: Stack, args: list[str], baseline: dict[str, str]) -> str:
@@ -108,6 +116,13 @@ ACTIONS: dict[str, Action] = {
             1,
         ),
         Action("broker-wait", "NODE", "wait until a broker node accepts AMQP connections", _broker_wait, 1),
+        Action(
+            "broker-shutdown-peers",
+            "",
+            "read from each node's data which nodes were running when it shut down",
+            _shutdown_peers,
+            0,
+        ),
         Action("restart", "SERVICE", "restart one service's container", _restart, 1),
         Action(
             "rollback",

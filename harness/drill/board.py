@@ -84,6 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.OK, {key: list(value) for key, value in SERIES.items()})
         elif self.path == "/events":
             self._stream()
+        elif self.path == "/favicon.ico":
+            self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         else:
             self._json(HTTPStatus.NOT_FOUND, {"error": "not_found", "detail": f"no route {self.path}"})
 

@@ -296,7 +296,11 @@ class DrillSession:
             await self._heal(run)
 
     async def _heal(self, run: Run) -> None:
+        """Revert the drill's faults and repair what is left, saying each step (the debrief lists them)."""
+        before = len(run.timeline.events("revert"))
         await run.revert_faults()
+        for event in run.timeline.events("revert")[before:]:
+            run.timeline.add("heal", f"the harness {event.message}")
         report = await run.call(
             heal, self.stack, run.ledger, HEAL_TIMEOUT_S, lambda text: run.timeline.add("heal", text)
         )

@@ -43,7 +43,10 @@ class OutageCharts {
 
   markAlert(t, name) {
     this.shapes.push({ type: "line", x0: t, x1: t, yref: "paper", y0: 0, y1: 1, line: { color: "#c0392b", dash: "dot" } });
-    this.annotations.push({ x: t, yref: "paper", y: 1, text: name, showarrow: false, font: { color: "#c0392b", size: 10 } });
+    this.annotations.push({
+      x: t, yref: "paper", y: 1, text: name, showarrow: false, textangle: -90,
+      xanchor: "right", yanchor: "top", font: { color: "#c0392b", size: 10 },
+    });
     for (const { div } of this.divs) {
       Plotly.relayout(div, { shapes: this.shapes, annotations: this.annotations });
     }
