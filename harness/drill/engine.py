@@ -26,7 +26,7 @@ from harness.drill.steady_state import RecoveryClock
 from harness.drill.story import HINT_COST, DrillStory
 from harness.engine.runner import Run, execute, judge, new_run
 from harness.engine.scenario import Scenario
-from harness.observe.monitoring import MonitoringSampler, append_point
+from harness.observe.monitoring import MonitoringSampler, append_point, live_connections
 from harness.record.report import RunResult, write_report
 from harness.record.timeline import TimelineEvent
 from harness.stack.compose_stack import ComposeStack
@@ -78,6 +78,7 @@ class DrillSession:
         self._lock = threading.Lock()
         self._sampler = MonitoringSampler()
         self.monitoring: list[dict[str, Any]] = []
+        self._live_connections: int | None = None
         self._fed = 0  # probe samples already fed to the clock
 
     # -- what responders do (any thread) ----------------------------------------------------------
@@ -181,6 +182,7 @@ class DrillSession:
         self.report_dir.mkdir(parents=True, exist_ok=True)
         (self.report_dir / "monitoring.jsonl").unlink(missing_ok=True)
         run.timeline.add("drill", "drill started; the briefing was handed out")
+        threading.Thread(target=self._watch_live_connections, name="live-connections", daemon=True).start()
         error: str | None = None
         try:
             asyncio.run(execute(run, progress=self._tick, recover=self._wait_for_responders))
@@ -225,7 +227,8 @@ class DrillSession:
         if self.status == "starting" and run.timeline.phase == "steady":
             self.status = "running"
         latest = run.latest_sample()
-        point = self._sampler.point(run.timeline.elapsed(), run.load.stats if run.load else None, latest)
+        stats = run.load.stats if run.load else None
+        point = self._sampler.point(run.timeline.elapsed(), stats, latest, self._live_connections)
         self.monitoring.append(point)
         append_point(self.report_dir, point)
         self._feed_clock()
@@ -233,6 +236,16 @@ class DrillSession:
             alert = run.timeline.first("alert")
             if alert is not None:
                 self.story.detected_at = alert.t
+
+    def _watch_live_connections(self) -> None:
+        """The live server's connection gauge, read beside the event loop (a blocking HTTP call)."""
+        live_url = None
+        while not self.finished.wait(2.0):
+            try:
+                live_url = live_url or self.stack.endpoints().live
+            except Exception:
+                continue  # the stack is still coming up
+            self._live_connections = live_connections(live_url)
 
     def _feed_clock(self) -> None:
         run = self.run

@@ -9,9 +9,12 @@ report's charts read them back from `monitoring.jsonl`.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from harness.checks.latency import summarize
 from harness.observe.probes import ProbeSample
@@ -30,7 +33,9 @@ SERIES: dict[str, tuple[str, str]] = {
     "outbox_age_s": ("outbox oldest event", "s"),
     "jobs_pending": ("job backlog", "jobs"),
     "oldest_job_age_s": ("oldest job", "s"),
+    "live_connections": ("live websocket connections", "connections"),
 }
+_LIVE_CONNECTIONS = re.compile(r"^live_connections (\S+)$", re.MULTILINE)
 
 
 class MonitoringSampler:
@@ -42,9 +47,15 @@ class MonitoringSampler:
         self._last_errors = 0
         self._latency_index = 0
 
-    def point(self, t: float, stats: LoadStats | None, probe: ProbeSample | None) -> dict[str, Any]:
+    def point(
+        self,
+        t: float,
+        stats: LoadStats | None,
+        probe: ProbeSample | None,
+        live_connections: int | None = None,
+    ) -> dict[str, Any]:
         now = time.time()
-        point: dict[str, Any] = {"t": round(t, 3), "at": now}
+        point: dict[str, Any] = {"t": round(t, 3), "at": now, "live_connections": live_connections}
         if stats is not None:
             elapsed = now - self._last_at if self._last_at is not None else None
             sent, errors = stats.sent, stats.errors()
@@ -67,3 +78,14 @@ class MonitoringSampler:
 def append_point(report_dir: Path, point: dict[str, Any]) -> None:
     with open(report_dir / MONITORING_FILE, "a", encoding="utf-8") as out:
         out.write(json.dumps(point, separators=(",", ":")) + "\n")
+
+
+def live_connections(live_url: str, timeout: float = 1.0) -> int | None:
+    """Open websocket sessions, as the live server's /metrics says (None: it did not answer)."""
+    http_url = live_url.replace("ws://", "http://", 1).replace("wss://", "https://", 1).rstrip("/")
+    try:
+        reply = httpx.get(f"{http_url}/metrics", timeout=timeout)
+    except httpx.HTTPError:
+        return None
+    found = _LIVE_CONNECTIONS.search(reply.text) if reply.status_code == 200 else None
+    return int(float(found.group(1))) if found else None

@@ -7,6 +7,7 @@ const OUTAGE_CHART_GROUPS = [
   { id: "latency", title: "Latency (ms)", series: ["latency_p50_ms", "latency_p99_ms"] },
   { id: "queues", title: "Queues (items)", series: ["queue_depth", "outbox_length", "jobs_pending"] },
   { id: "ages", title: "Age of the oldest waiting item (s)", series: ["outbox_age_s", "oldest_job_age_s"] },
+  { id: "live", title: "Live websocket connections", series: ["live_connections"] },
 ];
 
 class OutageCharts {
