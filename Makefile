@@ -4,9 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 REPORTS ?= reports
 
-.PHONY: setup venv images up demo test test-unit lint bench down clean
+.PHONY: setup venv images browser up demo test test-unit lint bench down clean
 
-setup: venv images
+setup: venv images browser
+
+# Debian's chromium and its driver, for the drill board's browser test (skipped, saying why, without them).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver) \
+		|| echo "could not install chromium: the board's browser test will be skipped"; \
+	else echo "no chromium and no apt-get as root: the board's browser test will be skipped"; fi
 
 venv: $(VENV)/.installed
 

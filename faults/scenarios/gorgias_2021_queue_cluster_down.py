@@ -299,7 +299,7 @@ class QueueClusterDown(Scenario):
     @figure("%")
     def accepted_during_outage(self, record: Record) -> Measured | None:
         """Share of message posts acknowledged between the brokers going down and the cluster back."""
-        down_at, healthy_at = record.mark_at("brokers_down"), record.mark_at("cluster_healthy")
+        down_at, healthy_at = record.mark_at("brokers_down"), _cluster_back_at(record)
         if down_at is None or healthy_at is None:
             return None
         during = availability(record.history, down_at, healthy_at, "post_message")
@@ -312,14 +312,14 @@ class QueueClusterDown(Scenario):
     @figure("%")
     def reads_during_outage(self, record: Record) -> Measured | None:
         """Share of ticket reads answered 200 between the brokers going down and the cluster back."""
-        window = record.window("brokers_down", "cluster_healthy")
-        if window is None:
+        down_at, back_at = record.mark_at("brokers_down"), _cluster_back_at(record)
+        if down_at is None or back_at is None:
             return None
         columns = record.history.op_columns()
         reads = [
             i
             for i, kind in enumerate(columns.kind)
-            if kind == READ_KIND and window[0] <= columns.invoke_wall[i] <= window[1]
+            if kind == READ_KIND and down_at <= columns.invoke_wall[i] <= back_at
         ]
         answered = sum(1 for i in reads if columns.outcome[i] == OK)
         share = round(100 * answered / len(reads), 1) if reads else None
@@ -334,12 +334,12 @@ class QueueClusterDown(Scenario):
 
     @figure("s")
     def outage_s(self, record: Record) -> float | None:
-        down_at, healthy_at = record.mark_at("brokers_down"), record.mark_at("cluster_healthy")
+        down_at, healthy_at = record.mark_at("brokers_down"), _cluster_back_at(record)
         return None if down_at is None or healthy_at is None else round(healthy_at - down_at, 3)
 
     @figure()
     def backlog_at_recovery(self, record: Record) -> int | None:
-        healthy_at = record.mark_at("cluster_healthy")
+        healthy_at = _cluster_back_at(record)
         return (
             None if healthy_at is None else replay_after(record.history, healthy_at, "post_message").backlog
         )
@@ -354,3 +354,12 @@ class QueueClusterDown(Scenario):
     def replay_rate_from_first_node(self, record: Record) -> float | None:
         back_at = record.mark_at("first_node_serves")
         return None if back_at is None else replay_after(record.history, back_at, "post_message").rate_per_s
+
+
+def _cluster_back_at(record: Record) -> float | None:
+    """When the cluster served again: the runbook's mark, or in a drill (where people apply the
+    runbook) the moment the steady state held again."""
+    healthy_at = record.mark_at("cluster_healthy")
+    if healthy_at is None and record.recovered is not None:
+        healthy_at = record.recovered.at
+    return healthy_at

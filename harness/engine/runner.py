@@ -146,6 +146,8 @@ class Run:
 
 
 ProgressCallback = Callable[[Run], None]
+# Replaces the scenario's runbook: in a drill, people recover the stack and the harness waits.
+RecoverStep = Callable[[Run], Awaitable[None]]
 
 
 async def _create_tickets(api_url: str, count: int, subject: str = "load") -> list[int]:
@@ -191,8 +193,13 @@ def new_run(scenario: Scenario, stack: Stack, profile: str, seed: int) -> Run:
     )
 
 
-async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
-    """Run the phases; raises HarnessError (or anything unexpected) when the harness fails."""
+async def execute(
+    run: Run, progress: ProgressCallback | None = None, recover: RecoverStep | None = None
+) -> None:
+    """Run the phases; raises HarnessError (or anything unexpected) when the harness fails.
+
+    `recover` replaces the scenario's runbook (a drill: responders recover, the harness watches).
+    """
     scenario, stack, profile, timing = run.scenario, run.stack, run.profile, run.scenario.timing
     stop_load, stop_watch = asyncio.Event(), asyncio.Event()
     background: list[asyncio.Task[None]] = []
@@ -248,7 +255,7 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
         run.timeline.enter("outage")
         await scenario.during_outage(run)
         run.timeline.enter("recover")
-        await scenario.recover(run)
+        await (recover or scenario.recover)(run)
         await run.revert_faults()
         if run.recovered_at_wall is None:
             run.mark_recovered()
@@ -325,23 +332,42 @@ def run_scenario(
     started = time.monotonic()
     report_dir = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix=f"outage-{scenario.id}-"))
     run = new_run(scenario, stack, profile, seed)
+    start_record(run, report_dir)
+    error = execute_recorded(run, lambda: execute(run, progress))
+    judgement = close_and_judge(run, report_dir, error)
     meta = record_meta(scenario, profile, seed, run.timeline.started_at)
-    run.writer = RecordWriter(report_dir, meta)
+    result = RunResult.from_judgement(meta, judgement, time.monotonic() - started, error, report_dir)
+    write_report(result, run, report_dir)
+    return result
+
+
+def start_record(run: Run, report_dir: Path) -> None:
+    """Stream the run's record into `report_dir` from now on."""
+    run.writer = RecordWriter(
+        report_dir, record_meta(run.scenario, run.profile, run.seed, run.timeline.started_at)
+    )
     run.writer.attach(run.timeline, run.history)
-    error: str | None = None
+
+
+def execute_recorded(run: Run, phases: Callable[[], Awaitable[None]]) -> str | None:
+    """Run the phases; a harness failure is written into the record and returned as text."""
     try:
-        asyncio.run(execute(run, progress))
+        asyncio.run(phases())
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         run.timeline.add("error", f"harness failed: {error}", traceback=traceback.format_exc()[-4000:])
-    finally:
+        return error
+    return None
+
+
+def close_and_judge(run: Run, report_dir: Path, error: str | None) -> Judgement:
+    """Close the record and judge it as written; a harness failure makes the verdict `error`."""
+    if run.writer is not None:
         run.writer.close()
     judgement = _judge_recorded(run, report_dir)
     if error is not None:
         judgement.verdict = "error"
-    result = RunResult.from_judgement(meta, judgement, time.monotonic() - started, error, report_dir)
-    write_report(result, run, report_dir)
-    return result
+    return judgement
 
 
 def record_meta(scenario: Scenario, profile: str, seed: int, started_at: float) -> dict[str, Any]:

@@ -279,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 0 only when every record gives the verdict its live run gave (for CI)",
     )
     check.set_defaults(handler=_cmd_check)
+
+    from harness.interfaces import drill_cli
+
+    drill_cli.register(commands)
     return parser
 
 
