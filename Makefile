@@ -50,8 +50,8 @@ lint: venv
 	$(BIN)/ruff check harness faults services tests bench
 	$(BIN)/ruff format --check harness faults services tests bench
 
-bench: venv
-	$(BIN)/python bench/checker_bench.py
+bench: up
+	$(BIN)/python bench/ratios.py
 
 down: venv
 	$(BIN)/outage down --volumes
