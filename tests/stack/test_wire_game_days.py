@@ -12,7 +12,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.chaos]
 
 
 def _figures(result) -> str:
-    messages = {key: result.messages[key] for key in ("acked", "delivered", "lost", "duplicated", "recovered")}
+    kinds = ("acked", "delivered", "lost", "duplicated", "recovered")
+    messages = {key: result.messages[key] for key in kinds}
     return f"{result.scenario} {result.profile}: {result.verdict} {messages} timings {result.timings}"
 
 
