@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.checker import check_messages
+from harness.drill.debrief import add_drill_story
 from harness.drill.steady_state import RecoveryClock
 from harness.drill.story import HINT_COST, DrillStory
 from harness.engine.runner import Run, execute, judge, new_run
 from harness.engine.scenario import Scenario
 from harness.observe.monitoring import MonitoringSampler, append_point, live_connections
 from harness.record.report import RunResult, write_report
+from harness.record.report_html import write_report_html
 from harness.record.timeline import TimelineEvent
 from harness.stack.compose_stack import ComposeStack
 from harness.stack.heal import heal
@@ -189,7 +191,8 @@ class DrillSession:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             run.timeline.add("error", f"harness failed: {error}", traceback=traceback.format_exc()[-4000:])
-            self.story.ended = "error"
+            if self.story.ended == "running":  # how the drill ended stays told; the verdict says `error`
+                self.story.ended = "error"
         if error is None:
             verdict, checks, messages = judge(run)
         else:
@@ -201,13 +204,10 @@ class DrillSession:
         run.timings.update({k: v for k, v in self.story.durations().items() if k != "time_to_detect_s"})
         run.metrics["drill"] = self.story_summary()
         result = RunResult.from_run(run, verdict, checks, messages, time.monotonic() - started, error)
+        self.result = result
         write_report(result, run, self.report_dir)
-        from harness.drill.debrief import add_drill_story
-        from harness.record.report_html import write_report_html
-
         add_drill_story(self.report_dir, self)
         write_report_html(self.report_dir)
-        self.result = result
         self.status = "finished"
         self.finished.set()
         return result
