@@ -108,10 +108,10 @@ class Scenario(ABC):
         return {**HARDENED_SETTINGS, **self.profile_settings.get(profile, {})}
 
     def alert_rules(self, profile: str) -> list[AlertRule]:
-        """The monitoring this profile has (default: the full set)."""
-        from harness.observe.alerts import default_rules
+        """The monitoring this profile's settings declare (ALERT_RULES; default: the default set)."""
+        from harness.observe.alerts import rules_for
 
-        return default_rules()
+        return rules_for(self.settings(profile))
 
     async def prepare(self, run: Run) -> None:  # noqa: B027 - an optional hook, empty by default
         """Before the steady phase: seed data the load needs (default: none beyond tickets)."""
