@@ -13,10 +13,10 @@ was imported and sent in the end: it asks what a naive queue would have lost to 
 
 The profiles differ only in declared settings:
 - vulnerable: jobs are popped from lists (RELIABLE_JOBS=off: taken = gone) and the team is paged
-  by the uptime probe only (ALERT_RULES=uptime_only).
+  by the uptime probe only (JOB_ALERTS=off).
 - hardened: jobs stay pending in a stream until done and are reclaimed from a broken consumer; job
   monitors (oldest job, completion rate, runner heartbeats, a canary job) page the team
-  (ALERT_RULES=with_job_monitors).
+  (JOB_ALERTS on, the default).
 Both run the same runbook: roll the wrapper back with extra job runners to clear the backlog, wait
 for the queues to settle, then scale back.
 """
@@ -35,7 +35,7 @@ from harness.checks.expect import AtMost, Expect, Measured, figure
 from harness.engine.runner import Run
 from harness.engine.scenario import Drill, Scenario, Timing
 from harness.engine.waiting import WaitTimeout, wait_until
-from harness.observe.alerts import ALERT_RULES_SETTING, AlertEvaluator, job_rules
+from harness.observe.alerts import AlertEvaluator, AlertRule, default_rules, job_rules, uptime_only
 from harness.observe.probes import PROBE_STREAM, ProbeSample
 from harness.record.history import History
 from harness.record.record import Record
@@ -90,8 +90,9 @@ class BrokenBackgroundJobs(Scenario):
         ),
     )
     profile_settings = {
-        "hardened": {"EMAIL_SEND_MS": SEND_MS, ALERT_RULES_SETTING: "with_job_monitors"},
-        "vulnerable": {"EMAIL_SEND_MS": SEND_MS, "RELIABLE_JOBS": "off", ALERT_RULES_SETTING: "uptime_only"},
+        "hardened": {"EMAIL_SEND_MS": SEND_MS},
+        # JOB_ALERTS: the monitoring the team had: an uptime check only, no alert on the jobs.
+        "vulnerable": {"EMAIL_SEND_MS": SEND_MS, "RELIABLE_JOBS": "off", "JOB_ALERTS": "off"},
     }
     message_op_kinds = _MESSAGE_OPS
     expectations = (
@@ -117,11 +118,18 @@ class BrokenBackgroundJobs(Scenario):
             steady_s=10, outage_s=35, after_recovery_s=5, drain_timeout_s=60, message_rate=8, tickets=10
         )
 
+    def alert_rules(self, settings: dict[str, str]) -> list[AlertRule]:
+        """Job monitors beside the default rules, unless the team had an uptime check only."""
+        if settings.get("JOB_ALERTS", "on") != "on":
+            return uptime_only()
+        rules = default_rules()
+        return rules + [rule for rule in job_rules() if rule not in rules]
+
     # -- the incident -----------------------------------------------------------------------------
 
     async def prepare(self, run: Run) -> None:
         # The mail gateway is the product's: it enqueues where this profile's workers read.
-        reliable = self.settings(run.profile)["RELIABLE_JOBS"] == "on"
+        reliable = run.settings["RELIABLE_JOBS"] == "on"
         endpoints = await run.call(run.stack.endpoints)
         await run.call(_reset_queues_of_other_kind, endpoints.redis, reliable, run)
         inbound = InboundEmail(endpoints.redis, run.history, run.rng, IMPORT_RATE, run.tickets, reliable)
@@ -129,7 +137,7 @@ class BrokenBackgroundJobs(Scenario):
 
     async def inject(self, run: Run) -> None:
         release = Deploy(
-            ["worker"], {"REDIS_INSTRUMENTATION": self.instrumentation}, previous=self.settings(run.profile)
+            ["worker"], {"REDIS_INSTRUMENTATION": self.instrumentation}, previous=run.settings
         )
         await run.inject(
             release, f"release with Redis instrumentation ({self.instrumentation}) on the worker"
@@ -157,7 +165,7 @@ class BrokenBackgroundJobs(Scenario):
         fix = Deploy(
             ["worker"],
             {"REDIS_INSTRUMENTATION": "off", "JOB_RUNNERS": BACKLOG_RUNNERS},
-            previous=self.settings(run.profile),
+            previous=run.settings,
         )
         await run.inject(fix, f"fix release: instrumentation off, {BACKLOG_RUNNERS} job runners")
         # The clock for the backlog starts when the rollback is out, healthy or not yet.

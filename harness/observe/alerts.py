@@ -102,32 +102,6 @@ def uptime_only() -> list[AlertRule]:
     return [UPTIME]
 
 
-def with_job_monitors() -> list[AlertRule]:
-    """The default monitoring plus the background-job monitors."""
-    rules = default_rules()
-    return rules + [rule for rule in job_rules() if rule not in rules]
-
-
-# Monitoring is a declared setting of a profile (its name shows in the profiles' settings diff):
-# ALERT_RULES names the set of rules the team is paged by.
-ALERT_RULES_SETTING = "ALERT_RULES"
-ALERT_RULE_SETS: dict[str, Callable[[], list[AlertRule]]] = {
-    "default": default_rules,
-    "uptime_only": uptime_only,
-    "with_job_monitors": with_job_monitors,
-}
-
-
-def rules_for(settings: dict[str, str]) -> list[AlertRule]:
-    """The alert rules a profile's settings name (the default set when they name none)."""
-    name = settings.get(ALERT_RULES_SETTING, "default")
-    try:
-        return ALERT_RULE_SETS[name]()
-    except KeyError:
-        known = ", ".join(ALERT_RULE_SETS)
-        raise ValueError(f"{ALERT_RULES_SETTING}={name!r}: expected one of {known}") from None
-
-
 class AlertEvaluator:
     """Feeds on samples; calls `on_fire(rule, sample)` the first time each rule fires."""
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from harness.observe.alerts import ALERT_RULES_SETTING, UPTIME, AlertEvaluator, default_rules, rules_for
+from harness.observe.alerts import UPTIME, AlertEvaluator, default_rules
 from harness.observe.probes import ProbeSample
 
 
@@ -58,16 +56,3 @@ def test_a_stale_canary_fires_the_dead_mans_switch():
     sample.canary_age_s = 25.0
     evaluate(sample)
     assert fired == ["canary_stale"]
-
-
-def test_the_alert_rules_are_a_declared_setting_of_a_profile():
-    assert [rule.name for rule in rules_for({ALERT_RULES_SETTING: "uptime_only"})] == ["api_down"]
-    with_jobs = {rule.name for rule in rules_for({ALERT_RULES_SETTING: "with_job_monitors"})}
-    assert {rule.name for rule in default_rules()} < with_jobs
-    assert {"job_completion_stalled", "job_runner_heartbeat", "canary_job_stale"} <= with_jobs
-    assert rules_for({}) == default_rules()
-
-
-def test_an_unknown_alert_rule_set_is_refused():
-    with pytest.raises(ValueError, match="ALERT_RULES='pingdom'"):
-        rules_for({ALERT_RULES_SETTING: "pingdom"})
