@@ -30,7 +30,7 @@ from harness.observe.alerts import AlertEvaluator, AlertRule
 from harness.observe.backlog import BacklogNotDrained, wait_until_drained
 from harness.observe.broker_watch import BrokerWatch
 from harness.observe.observer import EffectsObserver
-from harness.observe.probes import Prober, ProbeSample
+from harness.observe.probes import PROBE_STREAM, Prober, ProbeSample
 from harness.record.history import History
 from harness.record.record import Record, RecordWriter, plain
 from harness.record.report import RunResult, write_report
@@ -226,6 +226,7 @@ async def execute(
         run.observer = EffectsObserver(endpoints.redis, run.history)
         await run.observer.start_from_now()
         run.prober = Prober(endpoints, run.timeline.elapsed, canary, credentials.agent_token(LOAD_AGENT))
+        run.prober.listeners.append(lambda sample: run.sample(PROBE_STREAM, **sample.as_row()))
         run.load = MessageLoad(
             endpoints.api,
             credentials.agent_token(LOAD_AGENT),
