@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
+WEB_POLL_RETRY_POLICIES = ("budgeted", "immediate")
 
 
 class SettingsError(ValueError):
@@ -84,6 +85,10 @@ class Settings:
     api_request_deadline_s: float = 1.0  # work on a request stops after this (503); 0 = no deadline
     api_drain_s: float = 2.0  # on SIGTERM: refuse new work and finish in-flight for up to this; 0 = no drain
     email_send_ms: float = 0.0  # how long handing one email to the mail provider takes (delivery jobs)
+    # The web app's own client, a product switch like the others: how its conversation-list polling
+    # retries a failed poll. "budgeted": within a retry budget, with jitter, after any Retry-After;
+    # "immediate": at once, several times (what the incident's clients did).
+    web_poll_retry: str = "budgeted"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -99,6 +104,9 @@ class Settings:
             raise SettingsError(
                 f"CONVERSATIONS_QUERY={conversations_query!r}: expected batched or per_ticket"
             )
+        web_poll_retry = _text("WEB_POLL_RETRY", cls.web_poll_retry)
+        if web_poll_retry not in WEB_POLL_RETRY_POLICIES:
+            raise SettingsError(f"WEB_POLL_RETRY={web_poll_retry!r}: expected budgeted or immediate")
         if stale_close not in {"reload", "reconnect"}:
             raise SettingsError(f"LIVE_STALE_CLIENT_CLOSE={stale_close!r}: expected reload or reconnect")
         return cls(
@@ -137,6 +145,7 @@ class Settings:
             api_request_deadline_s=_number("API_REQUEST_DEADLINE_S", cls.api_request_deadline_s),
             api_drain_s=_number("API_DRAIN_S", cls.api_drain_s),
             email_send_ms=_number("EMAIL_SEND_MS", cls.email_send_ms),
+            web_poll_retry=web_poll_retry,
         )
 
     def switches(self) -> dict[str, bool]:

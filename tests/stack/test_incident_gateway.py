@@ -2,8 +2,9 @@
 releases the piled-up requests; chatbots stall; the release is rolled back.
 
 Hardened (per-route limit with a queue timeout, deadline, pagination, drain, budgeted clients) holds
-every service level; vulnerable (none of them, clients retrying at once) is caught on each symptom.
-Three runs in all: each profile through the fixture, and the hardened one again through the CLI.
+every service level; vulnerable (none of them, clients retrying at once) is caught on each symptom
+the scenario names. One run per profile: the vulnerable one through the fixture, the hardened one
+through the CLI, whose record `outage check` judges again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from faults.scenarios.proto_2023_gateway_throttling import GatewayThrottling
+
 pytestmark = [pytest.mark.stack, pytest.mark.chaos]
 
 SCENARIO = "proto-2023-gateway-throttling"
@@ -23,28 +26,16 @@ OUTAGE = os.path.join(os.path.dirname(sys.executable), "outage")
 
 
 @pytest.mark.incident(SCENARIO)
-def test_hardened_api_and_clients_keep_every_agent_and_the_chatbot_served(outage_run):
-    result = outage_run(profile="hardened")
-    assert result.verdict == "held", [c.as_dict() for c in result.failed_checks]
-    assert result.messages["lost"] == 0
-    gateway = result.metrics["gateway"]
-    assert gateway["restart_peak_ratio"] <= 2.0
-    assert gateway["chatbot"]["longest_gap_s"] <= 5.0
-
-
-@pytest.mark.incident(SCENARIO)
 def test_vulnerable_release_is_caught_slowing_everyone_spiking_on_restart_and_stalling_bots(outage_run):
     result = outage_run(profile="vulnerable")
     assert result.verdict == "deviated"
     failed = {c.name for c in result.failed_checks}
-    assert {"ordinary_agents.p99", "restart.request_rate", "chatbot.longest_gap"} <= failed
-    assert "large_accounts.first_page" in failed
+    assert set(GatewayThrottling.vulnerable_symptoms) <= failed
     assert result.messages["lost"] == 0  # slow and refused, but nothing acknowledged goes missing
-    assert result.metrics["gateway"]["restart_peak_ratio"] > 2.0
 
 
 @pytest.mark.incident(SCENARIO)
-def test_cli_exits_0_for_a_held_run_and_its_report_carries_the_figures(tmp_path: Path):
+def test_hardened_run_through_the_cli_exits_0_and_its_record_is_judged_held_again(tmp_path: Path):
     report_dir = tmp_path / "hardened"
     finished = subprocess.run(
         [OUTAGE, "run", SCENARIO, "--profile", "hardened", "--report-dir", str(report_dir)],
@@ -55,8 +46,9 @@ def test_cli_exits_0_for_a_held_run_and_its_report_carries_the_figures(tmp_path:
     assert finished.returncode == 0, finished.stdout + finished.stderr
     summary = json.loads((report_dir / "summary.json").read_text())
     assert summary["verdict"] == "held"
-    gateway = summary["metrics"]["gateway"]
-    assert {"steady_rate_per_s", "restart_peak_rate_per_s", "over_time", "not_ok_by_outcome", "redis"} <= set(
-        gateway
+    assert summary["messages"]["lost"] == 0
+    assert {"steady_rate_per_s", "restart_peak_rate_per_s", "not_ok_by_size", "store_load_by_phase"} <= set(
+        summary["metrics"]
     )
-    assert {row["size"] for row in gateway["over_time"]} == {"ordinary", "large"}
+    again = subprocess.run([OUTAGE, "check", str(report_dir)], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
