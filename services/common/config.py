@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
+WEB_POLL_RETRY_POLICIES = ("budgeted", "immediate")
 
 
 class SettingsError(ValueError):
@@ -87,6 +88,10 @@ class Settings:
     # Direct publishing only (outbox off): how long a request keeps retrying a failed publish before
     # it answers 503. A retry in the request path holds the request, and the gateway slot, that long.
     publish_retry_s: float = 0.0
+    # The web app's own client, a product switch like the others: how its conversation-list polling
+    # retries a failed poll. "budgeted": within a retry budget, with jitter, after any Retry-After;
+    # "immediate": at once, several times (what the incident's clients did).
+    web_poll_retry: str = "budgeted"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -102,6 +107,9 @@ class Settings:
             raise SettingsError(
                 f"CONVERSATIONS_QUERY={conversations_query!r}: expected batched or per_ticket"
             )
+        web_poll_retry = _text("WEB_POLL_RETRY", cls.web_poll_retry)
+        if web_poll_retry not in WEB_POLL_RETRY_POLICIES:
+            raise SettingsError(f"WEB_POLL_RETRY={web_poll_retry!r}: expected budgeted or immediate")
         if stale_close not in {"reload", "reconnect"}:
             raise SettingsError(f"LIVE_STALE_CLIENT_CLOSE={stale_close!r}: expected reload or reconnect")
         return cls(
@@ -141,6 +149,7 @@ class Settings:
             api_drain_s=_number("API_DRAIN_S", cls.api_drain_s),
             email_send_ms=_number("EMAIL_SEND_MS", cls.email_send_ms),
             publish_retry_s=_number("PUBLISH_RETRY_S", cls.publish_retry_s),
+            web_poll_retry=web_poll_retry,
         )
 
     def switches(self) -> dict[str, bool]:
