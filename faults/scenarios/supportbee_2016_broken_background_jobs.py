@@ -136,9 +136,7 @@ class BrokenBackgroundJobs(Scenario):
         run.add_load(inbound.run)
 
     async def inject(self, run: Run) -> None:
-        release = Deploy(
-            ["worker"], {"REDIS_INSTRUMENTATION": self.instrumentation}, previous=run.settings
-        )
+        release = Deploy(["worker"], {"REDIS_INSTRUMENTATION": self.instrumentation}, previous=run.settings)
         await run.inject(
             release, f"release with Redis instrumentation ({self.instrumentation}) on the worker"
         )
