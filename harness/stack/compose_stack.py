@@ -239,6 +239,11 @@ class ComposeStack:
             return 124, f"timed out after {timeout:.0f} s"
         return result.returncode, result.stdout + result.stderr
 
+    def addresses(self, service: str) -> list[str]:
+        """The IP addresses of the service's container on the stack's networks (none if stopped)."""
+        networks = self.container(service).attrs["NetworkSettings"]["Networks"] or {}
+        return [n["IPAddress"] for n in networks.values() if n.get("IPAddress")]
+
     def logs(self, service: str, since: float | None = None, tail: int = 200) -> str:
         kwargs: dict[str, object] = {"tail": tail}
         if since is not None:
