@@ -223,7 +223,9 @@ async def execute(
         canary = (await _create_tickets(endpoints.api, 1, subject="canary"))[0]
         await scenario.prepare(run)
 
-        run.observer = EffectsObserver(endpoints.redis, run.history)
+        run.observer = EffectsObserver(
+            endpoints.redis, run.history, tallied=scenario.tallied_effects, sample=run.sample
+        )
         await run.observer.start_from_now()
         run.prober = Prober(endpoints, run.timeline.elapsed, canary, credentials.agent_token(LOAD_AGENT))
         run.prober.listeners.append(lambda sample: run.sample(PROBE_STREAM, **sample.as_row()))

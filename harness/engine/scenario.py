@@ -88,6 +88,9 @@ class Scenario(ABC):
     expectations: ClassVar[tuple[Expect, ...]] = ()
     # The checks the vulnerable profile must fail: the incident's symptom, as the harness names it.
     vulnerable_symptoms: ClassVar[tuple[str, ...]] = ()
+    # Effect kinds counted per second into the record's `effects` stream, not one history row each:
+    # for floods of effects that no check follows one by one.
+    tallied_effects: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
