@@ -74,6 +74,30 @@ class LoadStats:
         return self.outcomes["fail"] + self.outcomes["info"]
 
 
+@dataclass
+class TicketTraffic:
+    """Who sends open-loop requests about tickets, how fast, and where each is recorded."""
+
+    api_url: str
+    token: str
+    history: History
+    rng: random.Random
+    rate: float  # requests per second
+    tickets: list[int]
+    timeout: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0:
+            raise ValueError("rate must be positive")
+        if not self.tickets:
+            raise ValueError("the load needs at least one ticket")
+
+    def client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.AsyncClient(base_url=self.api_url, headers=headers, limits=limits, timeout=self.timeout)
+
+
 class MessageLoad:
     """Customer and agent messages posted to tickets at a fixed rate, each recorded in the history."""
 
@@ -91,27 +115,17 @@ class MessageLoad:
     ) -> None:
         """`retry_unknown`: also retry, with the same idempotency key, a request whose outcome is
         unknown (a time-out, a 5xx without Retry-After), as an integration with retries does."""
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        if not tickets:
-            raise ValueError("the load needs at least one ticket")
-        self._api_url = api_url
-        self._token = token
+        self.traffic = TicketTraffic(api_url, token, history, rng, rate, tickets, timeout)
         self._history = history
         self._rng = rng
         self.rate = rate
         self._tickets = tickets
-        self._timeout = timeout
         self.name = name
         self.retry_unknown = retry_unknown
         self.stats = LoadStats()
 
     async def run(self, stop: asyncio.Event) -> None:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        headers = {"Authorization": f"Bearer {self._token}"}
-        async with httpx.AsyncClient(
-            base_url=self._api_url, headers=headers, limits=limits, timeout=self._timeout
-        ) as client:
+        async with self.traffic.client() as client:
             await open_loop(
                 self.rate,
                 stop,
