@@ -141,7 +141,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.interfaces.suite import plan_runs, suite_document, suite_exit_code
 
     profiles = list(dict.fromkeys(args.profile or ["hardened"]))
-    planned = plan_runs(_chosen_scenarios(args, args.parser), profiles, args.report_dir, args.seed)
+    chosen = _chosen_scenarios(args, args.parser)
+    if args.dry_run:
+        from harness.engine.plan import render
+
+        for scenario_id in chosen:
+            print(render(scenario_class(scenario_id)(), tuple(profiles)), end="")
+        return EXIT_OK
+    planned = plan_runs(chosen, profiles, args.report_dir, args.seed)
     # Whenever stdout carries the JSON document, everything meant for people goes to stderr.
     human = Console(width=120, stderr=args.json)
     stack = _stack()
@@ -167,6 +174,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(suite_document(results, report_dirs), indent=2, default=str))
     return suite_exit_code(results)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from harness.checks.recheck import RecheckError, recheck
+    from harness.interfaces.console import print_result
+
+    codes, disagreements = [], []
+    for report_dir in args.report_dirs:
+        try:
+            outcome = recheck(report_dir)
+        except RecheckError as exc:
+            print(f"outage check: {exc}", file=sys.stderr)
+            codes.append(EXIT_HARNESS_ERROR)
+            continue
+        if outcome.partial:
+            print(f"partial record ({report_dir}): " + "; ".join(outcome.problems), file=sys.stderr)
+        print_result(outcome.result)
+        live, again = outcome.live_verdict, outcome.result.verdict
+        if live is not None and live != again:
+            print(f"{report_dir}: the live run said {live}; the record says {again}")
+            disagreements.append(report_dir)
+        codes.append(outcome.result.exit_code)
+    if args.against_live:
+        return EXIT_DEVIATED if disagreements or EXIT_HARNESS_ERROR in codes else EXIT_OK
+    return max(codes, default=EXIT_OK)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,7 +263,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="one JSON document on stdout; the rest on stderr")
     run.add_argument("--junit-xml", metavar="FILE", help="write a JUnit XML file: a testsuite per run")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print the plan and the profiles' settings diff; touch nothing"
+    )
     run.set_defaults(handler=_cmd_run, parser=run)
+
+    check = commands.add_parser(
+        "check",
+        help="re-judge a recorded run from its files alone (no Docker): exit 0 held, 1 deviated, 2 unusable",
+    )
+    check.add_argument("report_dirs", nargs="+", metavar="REPORT_DIR", help="a run's report directory")
+    check.add_argument(
+        "--against-live",
+        action="store_true",
+        help="exit 0 only when every record gives the verdict its live run gave (for CI)",
+    )
+    check.set_defaults(handler=_cmd_check)
+
+    from harness.interfaces import drill_cli
+
+    drill_cli.register(commands)
     return parser
 
 

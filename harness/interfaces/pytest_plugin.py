@@ -20,7 +20,7 @@ A stack that was already healthy when the session began is used and left running
 Tests that need the stack are skipped, with the reason, when no Docker engine answers.
 
 pytest-xdist: workers share one stack. Every test that uses it holds an exclusive file lock
-(`.outage/<project>/pytest.lock`) for its whole duration, so faults and scenario runs of two
+(`pytest.lock` in the project's state folder) for its whole duration, so faults and scenario runs of two
 workers never overlap; the first worker to arrive starts the stack if needed, and under xdist the
 stack is left running at the end (no worker knows it is the last). A stack per worker would cost
 a RabbitMQ cluster per worker, more than the machines this runs on can hold.
@@ -151,10 +151,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @contextmanager
 def _stack_lock() -> Iterator[None]:
     """One test at a time against this project's stack, across pytest-xdist workers."""
-    from harness.stack.ledger import ledger_path
+    from harness.stack.state_dir import project_state_dir
 
-    path = ledger_path().parent / "pytest.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = project_state_dir() / "pytest.lock"
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

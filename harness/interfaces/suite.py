@@ -42,9 +42,10 @@ def plan_runs(
 
 
 def suite_verdict(results: list[RunResult]) -> str:
-    """`error` if any run's harness failed, else `deviated` if any run deviated, else `held`."""
+    """`error` if any run's harness failed, else `deviated` if any run deviated, else `unknown` if
+    any run could not be judged, else `held`."""
     verdicts = {result.verdict for result in results}
-    for worst in ("error", "deviated"):
+    for worst in ("error", "deviated", "unknown"):
         if worst in verdicts:
             return worst
     return "held"

@@ -1,4 +1,4 @@
-"""The report of a run: summary.json (the contract CI reads), timeline.jsonl, debrief.md.
+"""The report of a run: summary.json (the contract CI reads) and debrief.md, beside its record.
 
 The debrief follows a postmortem's layout, so a drill ends with the document a team would write.
 """
@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.checks.check import Check
-from harness.checks.checker import MessageVerdict
 
 if TYPE_CHECKING:
+    from harness.checks.judge import Judgement
     from harness.engine.runner import Run
 
-EXIT_CODES = {"held": 0, "deviated": 1, "error": 2}
+EXIT_CODES = {"held": 0, "deviated": 1, "unknown": 2, "error": 2}
 
 
 @dataclass
@@ -35,6 +35,7 @@ class RunResult:
     wall_s: float
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    report_dir: Path | None = None  # where the run's record and report are
 
     @property
     def exit_code(self) -> int:
@@ -61,44 +62,36 @@ class RunResult:
         }
 
     @classmethod
-    def from_run(
+    def from_judgement(
         cls,
-        run: Run,
-        verdict: str,
-        checks: list[Check],
-        messages: MessageVerdict,
+        meta: dict[str, Any],
+        judgement: Judgement,
         wall_s: float,
         error: str | None,
+        report_dir: Path | None,
     ) -> RunResult:
-        metrics = dict(run.metrics)
-        if run.load is not None:
-            stats = run.load.stats
-            metrics.setdefault("load_rate_per_s", run.load.rate)
-            metrics.setdefault("api_statuses", dict(stats.statuses))
-            metrics.setdefault("api_latency", stats.latency().as_dict())
-        if run.alerts is not None:
-            metrics.setdefault("alerts_fired", dict(run.alerts.fired))
+        """The result of a judged record (`meta` as in meta.json)."""
         return cls(
-            scenario=run.scenario.id,
-            title=run.scenario.title,
-            profile=run.profile,
-            seed=run.seed,
-            verdict=verdict,
-            messages=messages.as_summary(),
-            checks=checks,
-            timings=dict(run.timings),
-            metrics=metrics,
+            scenario=str(meta["scenario"]),
+            title=str(meta.get("title", "")),
+            profile=str(meta["profile"]),
+            seed=int(meta["seed"]),
+            verdict=judgement.verdict,
+            messages=judgement.messages.as_summary(),
+            checks=judgement.checks,
+            timings=judgement.timings,
+            metrics=judgement.metrics,
             wall_s=wall_s,
             error=error,
-            details=messages.details(),
+            details=judgement.messages.details(),
+            report_dir=report_dir,
         )
 
 
 def write_report(result: RunResult, run: Run, report_dir: Path) -> None:
+    """The verdict beside the record the run streamed: summary.json, then debrief.md."""
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "summary.json").write_text(json.dumps(result.summary(), indent=2, default=str) + "\n")
-    run.timeline.write_jsonl(report_dir / "timeline.jsonl")
-    run.history.write_jsonl(report_dir / "history.jsonl")
     debrief = render_debrief(result, run)
     (report_dir / "debrief.md").write_text(debrief)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -17,6 +17,7 @@ import pytest
 
 from faults.containers import KillContainer, Partition, PauseContainer, StopContainer
 from faults.failpoints import Failpoint
+from tests.stack.polling import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.chaos]
 
@@ -30,15 +31,6 @@ def _ready(api_url: str) -> int:
         return httpx.get(f"{api_url}/ready", timeout=3).status_code
     except httpx.HTTPError:
         return 0
-
-
-def _wait_for(condition, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def test_killed_worker_is_down_during_the_fault_and_running_after(outage_stack, outage_fault):
@@ -59,7 +51,7 @@ def test_paused_api_is_taken_out_of_the_gateway_then_serves_again(outage_stack, 
     with outage_fault(PauseContainer("api")):
         assert _state(outage_stack, "api") == "paused"
         # The gateway's checks find no api answering: clients get a quick 503 saying when to retry.
-        refused = _wait_for(lambda: _gateway_refuses(outage_stack.api_url))
+        refused = wait_for(lambda: _gateway_refuses(outage_stack.api_url))
         assert refused, "the gateway kept routing to a paused api"
     # Leaving the block returns once the gateway routes to the api again: no waiting here.
     assert httpx.get(f"{outage_stack.api_url}/health", timeout=5).status_code == 200
@@ -79,9 +71,9 @@ def _gateway_refuses(api_url: str) -> bool:
 
 def test_redis_cut_off_makes_the_api_unready_and_reconnecting_restores_its_name(outage_stack, outage_fault):
     with outage_fault(Partition("redis")):
-        assert _wait_for(lambda: _ready(outage_stack.api_url) == 503), "the api should notice Redis is gone"
+        assert wait_for(lambda: _ready(outage_stack.api_url) == 503), "the api should notice Redis is gone"
     # Peers find Redis by its service name again only if the alias came back with the reconnect.
-    assert _wait_for(lambda: _ready(outage_stack.api_url) == 200, timeout=60)
+    assert wait_for(lambda: _ready(outage_stack.api_url) == 200, timeout=60)
 
 
 def test_failpoint_is_visible_while_set_and_gone_after(outage_stack, outage_fault):

@@ -77,7 +77,7 @@ def test_the_json_document_carries_each_runs_summary_fields_and_its_report_dir()
     document = suite_document([HELD, DEVIATED], [Path("r/h"), Path("r/v")])
     suite = document["suite"]
     assert (suite["verdict"], suite["exit_code"]) == ("deviated", 1)
-    assert suite["counts"] == {"held": 1, "deviated": 1, "error": 0}
+    assert suite["counts"] == {"held": 1, "deviated": 1, "unknown": 0, "error": 0}
     assert [run["report_dir"] for run in suite["runs"]] == ["r/h", "r/v"]
     for run, result in zip(suite["runs"], (HELD, DEVIATED), strict=True):
         assert {k: v for k, v in run.items() if k != "report_dir"} == result.summary()
