@@ -37,7 +37,6 @@ import fcntl
 import os
 import re
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -191,17 +190,16 @@ def _wait_serving(handle: StackHandle, timeout: float = HEALTHY_TIMEOUT_S) -> No
     """
     import httpx
 
-    deadline = time.monotonic() + timeout
-    handle.control.wait_healthy(timeout=timeout)
-    while True:
+    from harness.engine.waiting import wait_until_sync
+
+    def serving() -> bool:
         try:
-            if httpx.get(f"{handle.api_url}/health", timeout=5).status_code == 200:
-                return
+            return httpx.get(f"{handle.api_url}/health", timeout=5).status_code == 200
         except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the api did not serve /health through the gateway within {timeout:.0f} s")
-        time.sleep(0.5)
+            return False
+
+    handle.control.wait_healthy(timeout=timeout)
+    wait_until_sync(serving, timeout=timeout, what="the api serving /health (gateway)", interval=0.5)
 
 
 @pytest.fixture
