@@ -13,12 +13,13 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
 
-from harness.engine.pacing import pause
+from harness.engine.waiting import pause
 from harness.stack.credentials import broker_login
 from harness.stack.protocol import Endpoints
 from services.common import keys
@@ -49,6 +50,19 @@ class ProbeSample:
     jobs_completed: int | None = None  # jobs that had their effect, ever (the workers' counter in Redis)
     job_completion_rate: float | None = None  # jobs completed per second over the last COMPLETION_WINDOW_S
     canary_job_age_s: float | None = None  # since the newest canary's email was delivered by a job
+
+    def as_row(self) -> dict[str, Any]:
+        """The sample as a row of the record's "probe" stream."""
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ProbeSample:
+        """A sample read back from the record (fields it does not know are left out)."""
+        return cls(**{name: row[name] for name in _FIELDS if name in row})
+
+
+_FIELDS = tuple(f.name for f in fields(ProbeSample))
+PROBE_STREAM = "probe"  # the record's stream of probe samples, one a second
 
 
 class Prober:

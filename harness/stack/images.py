@@ -36,6 +36,8 @@ MANYLINUX_TAGS = {
     "aarch64": ("manylinux_2_28", "manylinux_2_17", "manylinux2014"),
 }
 ENGINE_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+# Images of short-lived helpers the harness starts itself (not compose services).
+TOOL_IMAGES = ("nettools",)
 
 
 class ImageBuildError(RuntimeError):
@@ -160,6 +162,7 @@ def ensure_wheels(architecture: str) -> Path:
 def _app_context(into: Path, wheels: Path) -> Path:
     """The app image's build context: its recipe, the services' source and pins, the wheels."""
     shutil.copy2(RECIPES / "app" / "Dockerfile", into / "Dockerfile")
+    shutil.copy2(RECIPES / "app" / "clock-offset.sh", into / "clock-offset.sh")
     shutil.copy2(REQUIREMENTS, into / "requirements.txt")
     shutil.copytree(wheels, into / "wheels", ignore=shutil.ignore_patterns(".*"))
     shutil.copytree(SERVICES_SOURCE, into / "services", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -187,11 +190,18 @@ def build_images(force: bool = False) -> None:
         _docker_build(RECIPES / name, f"outage-lab/{name}:{tag}", base, force)
     with tempfile.TemporaryDirectory(prefix="outage-app-context-") as staging:
         _docker_build(_app_context(Path(staging), wheels), f"outage-lab/app:{tag}", base, force)
+    for name in TOOL_IMAGES:
+        _docker_build(RECIPES / name, f"outage-lab/{name}:{tag}", base, force)
 
 
 def images_present() -> bool:
     client = docker.from_env()
-    return all(_image_exists(client, f"{name}:{image_tag()}") for name in SERVICE_IMAGES)
+    return all(_image_exists(client, f"{name}:{image_tag()}") for name in (*SERVICE_IMAGES, *TOOL_IMAGES))
+
+
+def tool_image(name: str) -> str:
+    """The tag of one of the harness's helper images (built by `outage build`)."""
+    return f"{name}:{image_tag()}"
 
 
 def image_tag() -> str:

@@ -6,18 +6,20 @@ Every resilience mechanism is a switch here, so a scenario profile can turn it o
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
+WEB_POLL_RETRY_POLICIES = ("budgeted", "immediate")
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
 
-def _switch(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
     if raw is None or raw == "":
         return default
     value = raw.strip().lower()
@@ -28,8 +30,8 @@ def _switch(name: str, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r}: expected one of on/off, true/false, yes/no, 1/0")
 
 
-def _number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -38,8 +40,8 @@ def _number(name: str, default: float) -> float:
         raise SettingsError(f"{name}={raw!r}: expected a number") from None
 
 
-def _text(name: str, default: str) -> str:
-    return os.environ.get(name) or default
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name) or default
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class Settings:
     live_heartbeat_s: float = 10.0  # application ping interval
     live_heartbeat_timeout_s: float = 25.0  # silence before close 4009; 0 = never (half-open held)
     live_send_queue: int = 1000  # updates buffered per client before it is closed 1008
+    # The web app's live client (product code the harness runs as agents' tabs): how it reconnects.
+    # "full_jitter" waits a random time up to an exponential ceiling and resets only once a session
+    # delivered its snapshot; "naive" waits without jitter and resets on every handshake (the storm).
+    # The client resumes from its last sequences when LIVE_RESUME is on.
+    live_client_reconnect: str = "full_jitter"
     redis_instrumentation: str = "off"  # off | raise_all | break_fetch (a broken "deploy")
     # The conversation list: "batched" (two round trips a page) or "per_ticket" (a release that
     # reads each conversation in its own round trip; its cost grows with the account).
@@ -84,59 +91,79 @@ class Settings:
     api_request_deadline_s: float = 1.0  # work on a request stops after this (503); 0 = no deadline
     api_drain_s: float = 2.0  # on SIGTERM: refuse new work and finish in-flight for up to this; 0 = no drain
     email_send_ms: float = 0.0  # how long handing one email to the mail provider takes (delivery jobs)
+    # Direct publishing only (outbox off): how long a request keeps retrying a failed publish before
+    # it answers 503. A retry in the request path holds the request, and the gateway slot, that long.
+    publish_retry_s: float = 0.0
+    # The web app's own client, a product switch like the others: how its conversation-list polling
+    # retries a failed poll. "budgeted": within a retry budget, with jitter, after any Retry-After;
+    # "immediate": at once, several times (what the incident's clients did).
+    web_poll_retry: str = "budgeted"
 
     @classmethod
-    def from_env(cls) -> Settings:
-        nodes = tuple(n.strip() for n in _text("AMQP_NODES", "127.0.0.1").split(",") if n.strip())
-        instrumentation = _text("REDIS_INSTRUMENTATION", "off")
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings in `environ` (default: the process environment); unset names keep defaults."""
+        env = os.environ if environ is None else environ
+        nodes = tuple(n.strip() for n in _text(env, "AMQP_NODES", "127.0.0.1").split(",") if n.strip())
+        instrumentation = _text(env, "REDIS_INSTRUMENTATION", "off")
         if instrumentation not in {"off", "raise_all", "break_fetch"}:
             raise SettingsError(
                 f"REDIS_INSTRUMENTATION={instrumentation!r}: expected off, raise_all or break_fetch"
             )
-        stale_close = _text("LIVE_STALE_CLIENT_CLOSE", cls.live_stale_close)
-        conversations_query = _text("CONVERSATIONS_QUERY", cls.conversations_query)
+        stale_close = _text(env, "LIVE_STALE_CLIENT_CLOSE", cls.live_stale_close)
+        conversations_query = _text(env, "CONVERSATIONS_QUERY", cls.conversations_query)
         if conversations_query not in {"batched", "per_ticket"}:
             raise SettingsError(
                 f"CONVERSATIONS_QUERY={conversations_query!r}: expected batched or per_ticket"
             )
+        web_poll_retry = _text(env, "WEB_POLL_RETRY", cls.web_poll_retry)
+        if web_poll_retry not in WEB_POLL_RETRY_POLICIES:
+            raise SettingsError(f"WEB_POLL_RETRY={web_poll_retry!r}: expected budgeted or immediate")
         if stale_close not in {"reload", "reconnect"}:
             raise SettingsError(f"LIVE_STALE_CLIENT_CLOSE={stale_close!r}: expected reload or reconnect")
+        client_reconnect = _text(env, "LIVE_CLIENT_RECONNECT", cls.live_client_reconnect)
+        if client_reconnect not in {"full_jitter", "naive"}:
+            raise SettingsError(f"LIVE_CLIENT_RECONNECT={client_reconnect!r}: expected full_jitter or naive")
         return cls(
-            redis_url=_text("REDIS_URL", cls.redis_url),
+            redis_url=_text(env, "REDIS_URL", cls.redis_url),
             amqp_nodes=nodes,
-            amqp_user=_text("AMQP_USER", cls.amqp_user),
-            amqp_password=_text("AMQP_PASSWORD", cls.amqp_password),
-            admin_token=_text("ADMIN_TOKEN", cls.admin_token),
-            token_secret=_text("TOKEN_SECRET", cls.token_secret),
-            outbox=_switch("OUTBOX", cls.outbox),
-            publisher_confirms=_switch("PUBLISHER_CONFIRMS", cls.publisher_confirms),
-            idempotent_consumer=_switch("IDEMPOTENT_CONSUMER", cls.idempotent_consumer),
-            ack_after_work=_switch("ACK_AFTER_WORK", cls.ack_after_work),
-            reliable_jobs=_switch("RELIABLE_JOBS", cls.reliable_jobs),
-            live_resume=_switch("LIVE_RESUME", cls.live_resume),
-            bulk_isolation=_switch("BULK_ISOLATION", cls.bulk_isolation),
-            worker_prefetch=int(_number("WORKER_PREFETCH", cls.worker_prefetch)),
-            live_protocol=int(_number("LIVE_PROTOCOL", cls.live_protocol)),
-            live_history=int(_number("LIVE_HISTORY", cls.live_history)),
-            max_body_bytes=int(_number("MAX_BODY_BYTES", cls.max_body_bytes)),
-            live_port=int(_number("LIVE_PORT", cls.live_port)),
+            amqp_user=_text(env, "AMQP_USER", cls.amqp_user),
+            amqp_password=_text(env, "AMQP_PASSWORD", cls.amqp_password),
+            admin_token=_text(env, "ADMIN_TOKEN", cls.admin_token),
+            token_secret=_text(env, "TOKEN_SECRET", cls.token_secret),
+            outbox=_switch(env, "OUTBOX", cls.outbox),
+            publisher_confirms=_switch(env, "PUBLISHER_CONFIRMS", cls.publisher_confirms),
+            idempotent_consumer=_switch(env, "IDEMPOTENT_CONSUMER", cls.idempotent_consumer),
+            ack_after_work=_switch(env, "ACK_AFTER_WORK", cls.ack_after_work),
+            reliable_jobs=_switch(env, "RELIABLE_JOBS", cls.reliable_jobs),
+            live_resume=_switch(env, "LIVE_RESUME", cls.live_resume),
+            bulk_isolation=_switch(env, "BULK_ISOLATION", cls.bulk_isolation),
+            worker_prefetch=int(_number(env, "WORKER_PREFETCH", cls.worker_prefetch)),
+            live_protocol=int(_number(env, "LIVE_PROTOCOL", cls.live_protocol)),
+            live_history=int(_number(env, "LIVE_HISTORY", cls.live_history)),
+            max_body_bytes=int(_number(env, "MAX_BODY_BYTES", cls.max_body_bytes)),
+            live_port=int(_number(env, "LIVE_PORT", cls.live_port)),
             live_stale_close=stale_close,
-            live_max_handshakes_per_s=_number("LIVE_MAX_HANDSHAKES_PER_S", cls.live_max_handshakes_per_s),
-            live_max_connections_per_agent=int(
-                _number("LIVE_MAX_CONNECTIONS_PER_AGENT", cls.live_max_connections_per_agent)
+            live_max_handshakes_per_s=_number(
+                env, "LIVE_MAX_HANDSHAKES_PER_S", cls.live_max_handshakes_per_s
             ),
-            live_heartbeat_s=_number("LIVE_HEARTBEAT_S", cls.live_heartbeat_s),
-            live_heartbeat_timeout_s=_number("LIVE_HEARTBEAT_TIMEOUT_S", cls.live_heartbeat_timeout_s),
-            live_send_queue=int(_number("LIVE_SEND_QUEUE", cls.live_send_queue)),
+            live_max_connections_per_agent=int(
+                _number(env, "LIVE_MAX_CONNECTIONS_PER_AGENT", cls.live_max_connections_per_agent)
+            ),
+            live_heartbeat_s=_number(env, "LIVE_HEARTBEAT_S", cls.live_heartbeat_s),
+            live_heartbeat_timeout_s=_number(env, "LIVE_HEARTBEAT_TIMEOUT_S", cls.live_heartbeat_timeout_s),
+            live_send_queue=int(_number(env, "LIVE_SEND_QUEUE", cls.live_send_queue)),
+            live_client_reconnect=client_reconnect,
             redis_instrumentation=instrumentation,
             conversations_query=conversations_query,
-            conversations_pagination=_switch("CONVERSATIONS_PAGINATION", cls.conversations_pagination),
-            api_route_concurrency=int(_number("API_ROUTE_CONCURRENCY", cls.api_route_concurrency)),
-            api_caller_concurrency=int(_number("API_CALLER_CONCURRENCY", cls.api_caller_concurrency)),
-            api_queue_timeout_s=_number("API_QUEUE_TIMEOUT_S", cls.api_queue_timeout_s),
-            api_request_deadline_s=_number("API_REQUEST_DEADLINE_S", cls.api_request_deadline_s),
-            api_drain_s=_number("API_DRAIN_S", cls.api_drain_s),
-            email_send_ms=_number("EMAIL_SEND_MS", cls.email_send_ms),
+            conversations_pagination=_switch(env, "CONVERSATIONS_PAGINATION", cls.conversations_pagination),
+            api_route_concurrency=int(_number(env, "API_ROUTE_CONCURRENCY", cls.api_route_concurrency)),
+            api_caller_concurrency=int(_number(env, "API_CALLER_CONCURRENCY", cls.api_caller_concurrency)),
+            api_queue_timeout_s=_number(env, "API_QUEUE_TIMEOUT_S", cls.api_queue_timeout_s),
+            api_request_deadline_s=_number(env, "API_REQUEST_DEADLINE_S", cls.api_request_deadline_s),
+            api_drain_s=_number(env, "API_DRAIN_S", cls.api_drain_s),
+            email_send_ms=_number(env, "EMAIL_SEND_MS", cls.email_send_ms),
+            publish_retry_s=_number(env, "PUBLISH_RETRY_S", cls.publish_retry_s),
+            web_poll_retry=web_poll_retry,
         )
 
     def switches(self) -> dict[str, bool]:
