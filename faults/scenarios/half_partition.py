@@ -55,6 +55,8 @@ class HalfPartition(Scenario):
         # The worker acks on delivery (auto-ack): the broker forgets a message once it is sent.
         "vulnerable": {"ACK_AFTER_WORK": "off"},
     }
+    # The product's promise, judged on the record: no acknowledged message lost, none applied twice.
+    vulnerable_symptoms = ("messages.lost",)
 
     def default_timing(self) -> Timing:
         return Timing(

@@ -52,6 +52,8 @@ class LossyLink(Scenario):
         # The relay counts an event as sent once basic.publish returns, without the broker's confirm.
         "vulnerable": {"PUBLISHER_CONFIRMS": "off"},
     }
+    # The product's promise, judged on the record: no acknowledged message lost, none applied twice.
+    vulnerable_symptoms = ("messages.lost",)
 
     def default_timing(self) -> Timing:
         return Timing(steady_s=5, outage_s=20, after_recovery_s=5, drain_timeout_s=120, message_rate=20)
