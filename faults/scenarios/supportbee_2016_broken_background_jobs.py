@@ -73,7 +73,8 @@ class BrokenBackgroundJobs(Scenario):
     )
     profile_settings = {
         "hardened": {"EMAIL_SEND_MS": SEND_MS},
-        "vulnerable": {"EMAIL_SEND_MS": SEND_MS, "RELIABLE_JOBS": "off"},
+        # JOB_ALERTS: the monitoring the team had: an uptime check only, no alert on the jobs.
+        "vulnerable": {"EMAIL_SEND_MS": SEND_MS, "RELIABLE_JOBS": "off", "JOB_ALERTS": "off"},
     }
     message_op_kinds = _MESSAGE_OPS
 
@@ -88,8 +89,8 @@ class BrokenBackgroundJobs(Scenario):
             steady_s=10, outage_s=35, after_recovery_s=5, drain_timeout_s=60, message_rate=8, tickets=10
         )
 
-    def alert_rules(self, profile: str) -> list[AlertRule]:
-        if profile != "hardened":
+    def alert_rules(self, settings: dict[str, str]) -> list[AlertRule]:
+        if settings.get("JOB_ALERTS", "on") != "on":
             return uptime_only()
         rules = default_rules()
         return rules + [rule for rule in job_rules() if rule not in rules]

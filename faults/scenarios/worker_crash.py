@@ -41,6 +41,7 @@ class WorkerCrash(Scenario):
         # The worker acks on delivery (auto-ack) and prefetches a lot, as an unsafe consumer does.
         "vulnerable": {"ACK_AFTER_WORK": "off", "WORKER_PREFETCH": "500"},
     }
+    vulnerable_symptoms = ("messages.lost",)
 
     def default_timing(self) -> Timing:
         return Timing(steady_s=5, outage_s=8, after_recovery_s=5, drain_timeout_s=60, message_rate=40)

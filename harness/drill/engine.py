@@ -16,16 +16,22 @@ import asyncio
 import random
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.checks.checker import check_messages
 from harness.drill.debrief import add_drill_story
 from harness.drill.steady_state import RecoveryClock
 from harness.drill.story import HINT_COST, DrillStory
-from harness.engine.runner import Run, execute, judge, new_run
+from harness.engine.runner import (
+    Run,
+    close_and_judge,
+    execute,
+    execute_recorded,
+    new_run,
+    record_meta,
+    start_record,
+)
 from harness.engine.scenario import Scenario
 from harness.observe.monitoring import MonitoringSampler, append_point, live_connections
 from harness.record.report import RunResult, write_report
@@ -185,25 +191,20 @@ class DrillSession:
         (self.report_dir / "monitoring.jsonl").unlink(missing_ok=True)
         run.timeline.add("drill", "drill started; the briefing was handed out")
         threading.Thread(target=self._watch_live_connections, name="live-connections", daemon=True).start()
-        error: str | None = None
-        try:
-            asyncio.run(execute(run, progress=self._tick, recover=self._wait_for_responders))
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            run.timeline.add("error", f"harness failed: {error}", traceback=traceback.format_exc()[-4000:])
-            if self.story.ended == "running":  # how the drill ended stays told; the verdict says `error`
-                self.story.ended = "error"
-        if error is None:
-            verdict, checks, messages = judge(run)
-        else:
-            messages = check_messages(run.history, op_kind=self.scenario.message_op_kinds)
-            verdict, checks = "error", []
-        self.story.lost = messages.lost
+        start_record(run, self.report_dir)
+        error = execute_recorded(
+            run, lambda: execute(run, progress=self._tick, recover=self._wait_for_responders)
+        )
+        if error is not None and self.story.ended == "running":
+            self.story.ended = "error"  # how the drill ended stays told; the verdict says `error`
+        judgement = close_and_judge(run, self.report_dir, error)
+        self.story.lost = judgement.messages.lost
         self.story.fault_at = run.injected_at
-        # The runner measured detection from the first alert; the drill adds the people's milestones.
-        run.timings.update({k: v for k, v in self.story.durations().items() if k != "time_to_detect_s"})
-        run.metrics["drill"] = self.story_summary()
-        result = RunResult.from_run(run, verdict, checks, messages, time.monotonic() - started, error)
+        # The record gives detection (the first alert); the drill adds the people's milestones.
+        judgement.timings.update({k: v for k, v in self.story.durations().items() if k != "time_to_detect_s"})
+        judgement.metrics["drill"] = self.story_summary()
+        meta = record_meta(run.scenario, run.profile, run.seed, run.timeline.started_at)
+        result = RunResult.from_judgement(meta, judgement, time.monotonic() - started, error, self.report_dir)
         self.result = result
         write_report(result, run, self.report_dir)
         add_drill_story(self.report_dir, self)

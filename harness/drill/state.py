@@ -1,4 +1,4 @@
-"""Where a drill lives between commands: `.outage/<project>/drill/`.
+"""Where a drill lives between commands: `drill/` in the stack's state folder (harness/stack/state_dir.py).
 
 `state.json` is what responders may read (the board's address, the briefing, the clock, how it
 ended); `facilitator.json` holds what they must not see until `outage drill reveal` (the scenario,
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.stack.ledger import STATE_DIR
+from harness.stack.state_dir import project_state_dir
 
 STATE_FILE = "state.json"
 FACILITATOR_FILE = "facilitator.json"
@@ -25,9 +25,7 @@ class NoDrill(RuntimeError):
 
 
 def drill_dir() -> Path:
-    from harness.stack.compose import project_name
-
-    return STATE_DIR / project_name() / "drill"
+    return project_state_dir() / "drill"
 
 
 def _read(name: str) -> dict[str, Any] | None:

@@ -7,7 +7,9 @@ injection and the runbook. Whatever happens, every fault is reverted before the 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
+import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -19,16 +21,18 @@ import httpx
 
 from faults import base as fault_base
 from faults.base import Fault
-from harness.checks.check import Check
+from harness.checks.check import Check, verdict_of
 from harness.checks.checker import MessageVerdict, check_messages
-from harness.engine.pacing import pause
+from harness.checks.judge import Judgement, judge
 from harness.engine.scenario import Scenario
+from harness.engine.waiting import pause
 from harness.observe.alerts import AlertEvaluator, AlertRule
 from harness.observe.backlog import BacklogNotDrained, wait_until_drained
 from harness.observe.broker_watch import BrokerWatch
 from harness.observe.observer import EffectsObserver
 from harness.observe.probes import Prober, ProbeSample
 from harness.record.history import History
+from harness.record.record import Record, RecordWriter, plain
 from harness.record.report import RunResult, write_report
 from harness.record.timeline import Timeline
 from harness.stack import credentials
@@ -68,9 +72,16 @@ class Run:
     injected_at: float | None = None  # run time (t) of the first injection
     recovered_at_wall: float | None = None  # when the runbook finished (wall clock)
     extra_loads: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    writer: RecordWriter | None = None
     _applied: list[tuple[Fault, str]] = field(default_factory=list)
 
     # -- helpers for scenario steps ----------------------------------------------------------------
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """The declared settings this run's profile sets: what scenario code may branch on."""
+        return self.scenario.settings(self.profile)
 
     def add_load(self, load: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Another load to run beside the messages (call from `prepare`): it gets the stop event
@@ -112,6 +123,17 @@ class Run:
     def symptom(self, message: str, **data: Any) -> None:
         """Something the harness observed from the system itself."""
         self.timeline.add("symptom", message, **data)
+
+    def mark(self, name: str, message: str = "", **data: Any) -> None:
+        """A named moment of the run (e.g. "fix_deployed"), for checks to read from the record."""
+        self.timeline.add("mark", message or name, mark=name, **data)
+
+    def sample(self, stream: str, **fields: Any) -> None:
+        """One measurement of a named stream, kept in the record for the checks (`record.stream`)."""
+        row = plain(fields)
+        self.samples.setdefault(stream, []).append(row)
+        if self.writer is not None:
+            self.writer.sample(stream, row)
 
     def mark_recovered(self, message: str = "runbook done; system serving again") -> None:
         self.recovered_at_wall = time.time()
@@ -211,6 +233,7 @@ async def execute(
             run.rng,
             timing.message_rate,
             run.tickets,
+            retry_unknown=scenario.message_retry_unknown,
         )
         loads = [asyncio.create_task(run.load.run(stop_load))]
         loads += [asyncio.create_task(load(stop_load)) for load in run.extra_loads]
@@ -227,7 +250,7 @@ async def execute(
         await run.sleep(timing.steady_s)
 
         run.timeline.enter("inject")
-        _watch_alerts(run, scenario.alert_rules(profile))
+        _watch_alerts(run, scenario.alert_rules(run.settings))
         await scenario.inject(run)
         run.timeline.enter("outage")
         await scenario.during_outage(run)
@@ -288,14 +311,12 @@ async def _report_progress(run: Run, progress: ProgressCallback, stop: asyncio.E
         await pause(stop, 1.0)
 
 
-def judge(run: Run) -> tuple[str, list[Check], MessageVerdict]:
-    """The checks every run gets (messages) plus the scenario's own; verdict held or deviated."""
-    verdict = check_messages(run.history, op_kind=run.scenario.message_op_kinds)
-    if run.recovered_at_wall is not None:
-        replay = verdict.replay_seconds(run.recovered_at_wall)
-        run.timings["replay_s"] = round(replay, 3) if replay is not None else None
-    checks = verdict.to_checks() + run.scenario.checks(run)
-    return ("held" if all(c.passed for c in checks) else "deviated"), checks, verdict
+def _legacy_live_checks(run: Run) -> list[Check] | None:
+    """Checks of a scenario not yet converted to figures: computed from live state, not re-checkable."""
+    parameters = list(inspect.signature(run.scenario.checks).parameters)
+    if parameters[:1] != ["run"]:
+        return None
+    return run.scenario.checks(run)  # type: ignore[arg-type]
 
 
 def run_scenario(
@@ -306,21 +327,73 @@ def run_scenario(
     report_dir: Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> RunResult:
-    """Run a scenario to its verdict and write its report; a harness failure gives verdict `error`."""
+    """Run a scenario, streaming its record to `report_dir` (a temporary one if None), and judge
+    the record; a harness failure gives verdict `error`."""
     started = time.monotonic()
+    report_dir = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix=f"outage-{scenario.id}-"))
     run = new_run(scenario, stack, profile, seed)
-    error: str | None = None
+    start_record(run, report_dir)
+    error = execute_recorded(run, lambda: execute(run, progress))
+    judgement = close_and_judge(run, report_dir, error)
+    meta = record_meta(scenario, profile, seed, run.timeline.started_at)
+    result = RunResult.from_judgement(meta, judgement, time.monotonic() - started, error, report_dir)
+    write_report(result, run, report_dir)
+    return result
+
+
+def start_record(run: Run, report_dir: Path) -> None:
+    """Stream the run's record into `report_dir` from now on."""
+    run.writer = RecordWriter(
+        report_dir, record_meta(run.scenario, run.profile, run.seed, run.timeline.started_at)
+    )
+    run.writer.attach(run.timeline, run.history)
+
+
+def execute_recorded(run: Run, phases: Callable[[], Awaitable[None]]) -> str | None:
+    """Run the phases; a harness failure is written into the record and returned as text."""
     try:
-        asyncio.run(execute(run, progress))
+        asyncio.run(phases())
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         run.timeline.add("error", f"harness failed: {error}", traceback=traceback.format_exc()[-4000:])
-    if error is None:
-        verdict, checks, messages = judge(run)
-    else:
-        messages = check_messages(run.history, op_kind=scenario.message_op_kinds)
-        verdict, checks = "error", []
-    result = RunResult.from_run(run, verdict, checks, messages, time.monotonic() - started, error)
-    if report_dir is not None:
-        write_report(result, run, report_dir)
-    return result
+        return error
+    return None
+
+
+def close_and_judge(run: Run, report_dir: Path, error: str | None) -> Judgement:
+    """Close the record and judge it as written; a harness failure makes the verdict `error`."""
+    if run.writer is not None:
+        run.writer.close()
+    judgement = _judge_recorded(run, report_dir)
+    if error is not None:
+        judgement.verdict = "error"
+    return judgement
+
+
+def record_meta(scenario: Scenario, profile: str, seed: int, started_at: float) -> dict[str, Any]:
+    """What meta.json says of a run: enough to find the scenario and its settings again."""
+    return {
+        "scenario": scenario.id,
+        "title": scenario.title,
+        "profile": profile,
+        "seed": seed,
+        "settings": scenario.settings(profile),
+        "timing": dict(vars(scenario.timing)),
+        "started_at": started_at,
+    }
+
+
+def _judge_recorded(run: Run, report_dir: Path) -> Judgement:
+    """Judge the record as written to disk, exactly as `outage check` will."""
+    try:
+        judgement = judge(run.scenario, Record.load(report_dir, finished=True))
+    except Exception as exc:  # an unreadable record: judge what is in memory, and say so
+        run.timeline.add("error", f"the record could not be read back: {type(exc).__name__}: {exc}")
+        messages = check_messages(run.history, op_kind=run.scenario.message_op_kinds)
+        return Judgement("error", [], messages, dict(run.timings))
+    legacy = _legacy_live_checks(run)
+    if legacy is not None:
+        judgement.checks = [c for c in judgement.checks if c.name != f"{run.scenario.id}.checks"] + legacy
+        judgement.verdict = verdict_of(judgement.checks)
+        judgement.metrics.update(run.metrics)
+    return judgement

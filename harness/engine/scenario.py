@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from harness.checks.check import Check
+from harness.checks.expect import Expect, evaluate, figure_methods, measure_figures
 
 if TYPE_CHECKING:
     from harness.engine.runner import Run
     from harness.observe.alerts import AlertRule
+    from harness.record.record import Record
 
 PROFILES = ("hardened", "vulnerable")
 
@@ -76,6 +78,16 @@ class Scenario(ABC):
     profile_settings: ClassVar[dict[str, dict[str, str]]] = {"hardened": {}, "vulnerable": {}}
     # The history's operation kinds that put a message on a ticket (judged against `processed`).
     message_op_kinds: ClassVar[tuple[str, ...]] = ("post_message",)
+    # The customers' integrations also retry a post whose outcome is unknown (a time-out, a 5xx),
+    # with the same idempotency key: a third-party client, the same in both profiles.
+    message_retry_unknown: ClassVar[bool] = False
+    # Budgets on the message checks every run gets, where the scenario promises them
+    # (keyword arguments of MessageVerdict.to_checks: max_replay_s, max_p99_s, check_order).
+    message_budget: ClassVar[dict[str, float | bool]] = {}
+    # The scenario's own checks, as data over the figures its `@figure` methods measure.
+    expectations: ClassVar[tuple[Expect, ...]] = ()
+    # The checks the vulnerable profile must fail: the incident's symptom, as the harness names it.
+    vulnerable_symptoms: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -98,8 +110,8 @@ class Scenario(ABC):
             raise ScenarioError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
         return {**HARDENED_SETTINGS, **self.profile_settings.get(profile, {})}
 
-    def alert_rules(self, profile: str) -> list[AlertRule]:
-        """The monitoring this profile has (default: the full set)."""
+    def alert_rules(self, settings: dict[str, str]) -> list[AlertRule]:
+        """The monitoring a run has, from its declared settings (default: the full set)."""
         from harness.observe.alerts import default_rules
 
         return default_rules()
@@ -123,9 +135,10 @@ class Scenario(ABC):
         """After the messages drained: wait for the scenario's own effects (default: nothing more)."""
         return None
 
-    def checks(self, run: Run) -> list[Check]:
-        """Scenario-specific checks, beyond the message checks every run gets."""
-        return []
+    def checks(self, record: Record) -> list[Check]:
+        """The scenario's expectations judged on the record (a pure function of it)."""
+        units = figure_methods(type(self))
+        return evaluate(self.expectations, measure_figures(self, record), units)
 
 
 def scenario_class(scenario_id: str) -> type[Scenario]:

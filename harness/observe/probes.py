@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 import httpx
 import redis.asyncio as aioredis
 
-from harness.engine.pacing import pause
+from harness.engine.waiting import pause
+from harness.stack.credentials import broker_login
 from harness.stack.protocol import Endpoints
 from services.common import keys
 from services.worker.jobs import list_job_age
 
 CANARY_TICKET_SUBJECT = "canary"
 CANARY_PREFIX = "canary-"
-BROKER_USER = ("outage", "outage")
 LIVE_WORKER_S = 10.0  # a worker whose own heartbeat is older is dead, not merely its job runners
 COMPLETION_WINDOW_S = 10.0
 
@@ -121,8 +121,8 @@ class Prober:
     async def _broker(self, client: httpx.AsyncClient) -> tuple[int, list[str]]:
         for url in self._endpoints.management.values():
             try:
-                queues = await client.get(f"{url}/api/queues", auth=BROKER_USER)
-                nodes = await client.get(f"{url}/api/nodes", auth=BROKER_USER)
+                queues = await client.get(f"{url}/api/queues", auth=broker_login())
+                nodes = await client.get(f"{url}/api/nodes", auth=broker_login())
             except httpx.HTTPError:
                 continue
             if queues.status_code != 200:

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from harness.checks.latency import summarize
-from harness.engine.pacing import pause
+from harness.engine.waiting import pause
 
 
 @dataclass(slots=True)

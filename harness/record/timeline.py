@@ -5,11 +5,10 @@ Everything a debrief needs to tell the story, in order, with seconds since the r
 
 from __future__ import annotations
 
-import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 
@@ -18,15 +17,32 @@ class TimelineEvent:
     t: float  # seconds since the run began
     at: float  # wall-clock unix time
     phase: str
-    kind: str  # phase, fault, revert, action, alert, symptom, recovered, note, error
+    kind: str  # phase, fault, revert, action, alert, symptom, mark, recovered, note, error
     message: str
     data: dict[str, Any] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> TimelineEvent:
+        return cls(
+            float(entry["t"]),
+            float(entry["at"]),
+            str(entry["phase"]),
+            str(entry["kind"]),
+            str(entry["message"]),
+            dict(entry.get("data") or {}),
+        )
+
 
 class Timeline:
+    """The run's story as it happens; each event is handed to every sink (the record's file)."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._events: list[TimelineEvent] = []
+        self.sinks: list[Callable[[TimelineEvent], None]] = []
         self.started_mono = time.monotonic()
         self.started_at = time.time()
         self.phase = "setup"
@@ -38,6 +54,8 @@ class Timeline:
         event = TimelineEvent(round(self.elapsed(), 3), time.time(), self.phase, kind, message, data)
         with self._lock:
             self._events.append(event)
+            for sink in self.sinks:
+                sink(event)
         return event
 
     def enter(self, phase: str) -> None:
@@ -50,8 +68,3 @@ class Timeline:
 
     def first(self, kind: str, message_prefix: str = "") -> TimelineEvent | None:
         return next((e for e in self.events(kind) if e.message.startswith(message_prefix)), None)
-
-    def write_jsonl(self, path: Path) -> None:
-        with open(path, "w", encoding="utf-8") as handle:
-            for event in self.events():
-                handle.write(json.dumps(asdict(event), separators=(",", ":")) + "\n")

@@ -26,7 +26,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from harness.checks.latency import LatencySummary, summarize
-from harness.engine.pacing import pause
+from harness.engine.waiting import pause
 from harness.record.history import History
 from harness.stack import credentials
 from services.common import keys

@@ -14,7 +14,7 @@ import time
 
 import redis
 
-from harness.engine.pacing import pause
+from harness.engine.waiting import pause
 from harness.record.history import History
 from services.worker.jobs import EMAIL_IMPORT, Job, enqueue
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import httpx
 
 from harness.checks.latency import LatencySummary, summarize
-from harness.engine.pacing import pause
+from harness.engine.waiting import pause
 from harness.stack import credentials
 
 ORDINARY = "ordinary"

@@ -84,6 +84,9 @@ class Settings:
     api_request_deadline_s: float = 1.0  # work on a request stops after this (503); 0 = no deadline
     api_drain_s: float = 2.0  # on SIGTERM: refuse new work and finish in-flight for up to this; 0 = no drain
     email_send_ms: float = 0.0  # how long handing one email to the mail provider takes (delivery jobs)
+    # Direct publishing only (outbox off): how long a request keeps retrying a failed publish before
+    # it answers 503. A retry in the request path holds the request, and the gateway slot, that long.
+    publish_retry_s: float = 0.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -137,6 +140,7 @@ class Settings:
             api_request_deadline_s=_number("API_REQUEST_DEADLINE_S", cls.api_request_deadline_s),
             api_drain_s=_number("API_DRAIN_S", cls.api_drain_s),
             email_send_ms=_number("EMAIL_SEND_MS", cls.email_send_ms),
+            publish_retry_s=_number("PUBLISH_RETRY_S", cls.publish_retry_s),
         )
 
     def switches(self) -> dict[str, bool]:

@@ -108,13 +108,51 @@ def test_jsonl_round_trip_preserves_every_field(tmp_path):
     assert list(loaded.ops()) == list(history.ops())
     assert list(loaded.observations()) == list(history.observations())
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [line["type"] for line in lines] == ["op"] * 5 + ["observation"] * 2
+    # An operation already complete when written takes one line; the pending one waits for its own.
+    assert [line["type"] for line in lines] == ["op"] * 4 + ["invoke"] + ["observation"] * 2
     assert lines[0]["meta"] == {"status": 201, "ticket_id": 7}
+
+
+def test_a_stream_appends_only_what_was_recorded_since_its_last_flush(tmp_path):
+    history = History()
+    path = tmp_path / "history.jsonl"
+    with history.stream(path) as stream:
+        first = history.invoke("c1", "post_message", "m1", ticket_id=1)
+        stream.flush()
+        assert [json.loads(line)["type"] for line in path.read_text().splitlines()] == ["invoke"]
+        first.ok(status=202)
+        history.observe("processed", "m1", 2.0, ticket_id=1)
+        stream.flush()
+        stream.flush()  # nothing new: nothing written twice
+
+    assert [json.loads(line)["type"] for line in path.read_text().splitlines()] == [
+        "invoke",
+        "complete",
+        "observation",
+    ]
+    assert list(History.read_jsonl(path).ops()) == list(history.ops())
+
+
+def test_a_history_cut_mid_line_reads_as_the_history_up_to_the_cut(tmp_path):
+    history = History()
+    history.invoke("c1", "post_message", "m1").ok(status=202)
+    history.invoke("c1", "post_message", "m2").ok(status=202)
+    path = tmp_path / "history.jsonl"
+    history.write_jsonl(path)
+    path.write_text(path.read_text()[:-25])  # a kill -9 in the middle of the last write
+
+    loaded, torn = History.read_jsonl_tolerant(path)
+
+    assert torn is not None and "history.jsonl:2" in torn
+    assert [(op.key, op.outcome) for op in loaded.ops()] == [("m1", "ok")]  # m2 never reached the disk
+    with pytest.raises(HistoryError, match=r"history.jsonl:2"):
+        History.read_jsonl(path)
 
 
 def test_reading_a_malformed_history_names_the_line(tmp_path):
     path = tmp_path / "history.jsonl"
-    path.write_text('{"type": "observation", "kind": "processed", "key": "m1", "at": 1.0}\n{"type": "op"}\n')
+    observation = '{"type": "observation", "kind": "processed", "key": "m1", "at": 1.0}\n'
+    path.write_text(observation + '{"type": "invoke"}\n' + observation)
     with pytest.raises(HistoryError, match=r"history.jsonl:2"):
         History.read_jsonl(path)
 
