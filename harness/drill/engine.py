@@ -195,8 +195,8 @@ class DrillSession:
         error = execute_recorded(
             run, lambda: execute(run, progress=self._tick, recover=self._wait_for_responders)
         )
-        if error is not None and self.story.ended == "running":  # how it ended stays told
-            self.story.ended = "error"
+        if error is not None and self.story.ended == "running":
+            self.story.ended = "error"  # how the drill ended stays told; the verdict says `error`
         judgement = close_and_judge(run, self.report_dir, error)
         self.story.lost = judgement.messages.lost
         self.story.fault_at = run.injected_at
