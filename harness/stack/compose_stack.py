@@ -123,8 +123,9 @@ class ComposeStack:
     # -- state -----------------------------------------------------------------------------------
 
     def _containers(self) -> dict[str, Container]:
+        # A container compose removes between the listing and its inspection is skipped, not an error.
         found = self._docker.containers.list(
-            all=True, filters={"label": f"com.docker.compose.project={self.project}"}
+            all=True, filters={"label": f"com.docker.compose.project={self.project}"}, ignore_removed=True
         )
         chosen: dict[str, Container] = {}
         # While compose recreates a service, its old and new containers exist side by side:
