@@ -32,6 +32,7 @@ from harness.stack.protocol import (
 )
 
 _CONFIGURE_ATTEMPTS = 3
+_UP_RETRY_PAUSE_S = 10.0
 _PORT_RELEASE_TIMEOUT_S = 120.0
 # Compose variables that pin an app service's published port (compose/docker-compose.yml).
 _PORT_VARIABLES = {
@@ -70,8 +71,18 @@ class ComposeStack:
         if build or not images.images_present():
             images.build_images()
         self._env = dict(env or {})
-        run_compose(["up", "-d", "--no-build"], env=self._env)
-        self.wait_healthy(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                run_compose(["up", "-d", "--no-build"], env=self._env)
+                break
+            except ComposeError:
+                # A dependency's health check can fail while it boots on a busy machine (compose v1
+                # gives up at once); it turns healthy later, and `up` again starts the rest.
+                if time.monotonic() + _UP_RETRY_PAUSE_S > deadline:
+                    raise
+                time.sleep(_UP_RETRY_PAUSE_S)
+        self.wait_healthy(max(1.0, deadline - time.monotonic()))
 
     def down(self, volumes: bool = False) -> None:
         run_compose(["down", "--remove-orphans", *(["--volumes"] if volumes else [])])
