@@ -565,4 +565,4 @@ def _round(value: float | None) -> float | None:
 
 def _service_ips(stack: Stack) -> dict[str, str]:
     """Container IP -> service name, so a blocked connection names the service it comes from."""
-    return {ip: service for service in WATCHED_SERVICES for ip in stack.addresses(service)}
+    return {stack.address(service): service for service in WATCHED_SERVICES}

@@ -30,7 +30,7 @@ from harness.observe.alerts import AlertEvaluator, AlertRule
 from harness.observe.backlog import BacklogNotDrained, wait_until_drained
 from harness.observe.broker_watch import BrokerWatch
 from harness.observe.observer import EffectsObserver
-from harness.observe.probes import Prober, ProbeSample
+from harness.observe.probes import PROBE_STREAM, Prober, ProbeSample
 from harness.record.history import History
 from harness.record.record import Record, RecordWriter, plain
 from harness.record.report import RunResult, write_report
@@ -77,6 +77,11 @@ class Run:
     _applied: list[tuple[Fault, str]] = field(default_factory=list)
 
     # -- helpers for scenario steps ----------------------------------------------------------------
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """The declared settings this run's profile sets: what scenario code may branch on."""
+        return self.scenario.settings(self.profile)
 
     def add_load(self, load: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Another load to run beside the messages (call from `prepare`): it gets the stop event
@@ -141,6 +146,8 @@ class Run:
 
 
 ProgressCallback = Callable[[Run], None]
+# Replaces the scenario's runbook: in a drill, people recover the stack and the harness waits.
+RecoverStep = Callable[[Run], Awaitable[None]]
 
 
 async def _create_tickets(api_url: str, count: int, subject: str = "load") -> list[int]:
@@ -186,8 +193,13 @@ def new_run(scenario: Scenario, stack: Stack, profile: str, seed: int) -> Run:
     )
 
 
-async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
-    """Run the phases; raises HarnessError (or anything unexpected) when the harness fails."""
+async def execute(
+    run: Run, progress: ProgressCallback | None = None, recover: RecoverStep | None = None
+) -> None:
+    """Run the phases; raises HarnessError (or anything unexpected) when the harness fails.
+
+    `recover` replaces the scenario's runbook (a drill: responders recover, the harness watches).
+    """
     scenario, stack, profile, timing = run.scenario, run.stack, run.profile, run.scenario.timing
     stop_load, stop_watch = asyncio.Event(), asyncio.Event()
     background: list[asyncio.Task[None]] = []
@@ -216,6 +228,7 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
         )
         await run.observer.start_from_now()
         run.prober = Prober(endpoints, run.timeline.elapsed, canary, credentials.agent_token(LOAD_AGENT))
+        run.prober.listeners.append(lambda sample: run.sample(PROBE_STREAM, **sample.as_row()))
         run.load = MessageLoad(
             endpoints.api,
             credentials.agent_token(LOAD_AGENT),
@@ -223,6 +236,7 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
             run.rng,
             timing.message_rate,
             run.tickets,
+            retry_unknown=scenario.message_retry_unknown,
         )
         loads = [asyncio.create_task(run.load.run(stop_load))]
         loads += [asyncio.create_task(load(stop_load)) for load in run.extra_loads]
@@ -239,12 +253,12 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
         await run.sleep(timing.steady_s)
 
         run.timeline.enter("inject")
-        _watch_alerts(run, scenario.alert_rules(profile))
+        _watch_alerts(run, scenario.alert_rules(run.settings))
         await scenario.inject(run)
         run.timeline.enter("outage")
         await scenario.during_outage(run)
         run.timeline.enter("recover")
-        await scenario.recover(run)
+        await (recover or scenario.recover)(run)
         await run.revert_faults()
         if run.recovered_at_wall is None:
             run.mark_recovered()
@@ -321,23 +335,42 @@ def run_scenario(
     started = time.monotonic()
     report_dir = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix=f"outage-{scenario.id}-"))
     run = new_run(scenario, stack, profile, seed)
+    start_record(run, report_dir)
+    error = execute_recorded(run, lambda: execute(run, progress))
+    judgement = close_and_judge(run, report_dir, error)
     meta = record_meta(scenario, profile, seed, run.timeline.started_at)
-    run.writer = RecordWriter(report_dir, meta)
+    result = RunResult.from_judgement(meta, judgement, time.monotonic() - started, error, report_dir)
+    write_report(result, run, report_dir)
+    return result
+
+
+def start_record(run: Run, report_dir: Path) -> None:
+    """Stream the run's record into `report_dir` from now on."""
+    run.writer = RecordWriter(
+        report_dir, record_meta(run.scenario, run.profile, run.seed, run.timeline.started_at)
+    )
     run.writer.attach(run.timeline, run.history)
-    error: str | None = None
+
+
+def execute_recorded(run: Run, phases: Callable[[], Awaitable[None]]) -> str | None:
+    """Run the phases; a harness failure is written into the record and returned as text."""
     try:
-        asyncio.run(execute(run, progress))
+        asyncio.run(phases())
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         run.timeline.add("error", f"harness failed: {error}", traceback=traceback.format_exc()[-4000:])
-    finally:
+        return error
+    return None
+
+
+def close_and_judge(run: Run, report_dir: Path, error: str | None) -> Judgement:
+    """Close the record and judge it as written; a harness failure makes the verdict `error`."""
+    if run.writer is not None:
         run.writer.close()
     judgement = _judge_recorded(run, report_dir)
     if error is not None:
         judgement.verdict = "error"
-    result = RunResult.from_judgement(meta, judgement, time.monotonic() - started, error, report_dir)
-    write_report(result, run, report_dir)
-    return result
+    return judgement
 
 
 def record_meta(scenario: Scenario, profile: str, seed: int, started_at: float) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from harness.engine.waiting import pause
-from harness.observe.probes import BROKER_USER
+from harness.stack.credentials import broker_login
 from harness.stack.protocol import Endpoints
 
 BLOCKED_STATES = ("blocked", "blocking")
@@ -40,7 +40,7 @@ class BrokerWatch:
     depth_series: list[tuple[float, int]] = field(default_factory=list)  # (run time, total events queued)
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient(timeout=2.0, auth=BROKER_USER) as client:
+        async with httpx.AsyncClient(timeout=2.0, auth=broker_login()) as client:
             while not stop.is_set():
                 with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
                     await self._sample(client)
@@ -50,7 +50,7 @@ class BrokerWatch:
         """Each node's memory now, as its alarm measures it."""
         for url in self.endpoints.management.values():
             try:
-                nodes = httpx.get(f"{url}/api/nodes", auth=BROKER_USER, timeout=5).json()
+                nodes = httpx.get(f"{url}/api/nodes", auth=broker_login(), timeout=5).json()
             except (httpx.HTTPError, ValueError):
                 continue
             return {n["name"]: int(n.get("mem_used") or 0) for n in nodes}
@@ -58,7 +58,7 @@ class BrokerWatch:
 
     async def queue_depths(self) -> dict[str, int]:
         """Messages in each queue now (ready and unacknowledged)."""
-        async with httpx.AsyncClient(timeout=5.0, auth=BROKER_USER) as client:
+        async with httpx.AsyncClient(timeout=5.0, auth=broker_login()) as client:
             for url in self.endpoints.management.values():
                 try:
                     queues = (await client.get(f"{url}/api/queues")).json()

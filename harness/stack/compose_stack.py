@@ -5,16 +5,20 @@ It only ever touches containers labelled with its own compose project.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import docker
 import docker.errors
 import httpx
 from docker.models.containers import Container
 
-from harness.stack import images
+from harness.engine.waiting import wait_until_sync
+from harness.stack import credentials, images, nettools
+from harness.stack.cgroup_limits import READ_SCRIPT, CgroupReadError, parse_limits
 from harness.stack.compose import ComposeError, project_name, run_compose
 from harness.stack.protocol import (
     APP_SERVICES,
@@ -22,12 +26,13 @@ from harness.stack.protocol import (
     SERVICES,
     ClusterState,
     Endpoints,
+    Limits,
     ServiceState,
     StackStatus,
 )
 
-BROKER_USER = ("outage", "outage")
 _CONFIGURE_ATTEMPTS = 3
+_PORT_RELEASE_TIMEOUT_S = 120.0
 # Compose variables that pin an app service's published port (compose/docker-compose.yml).
 _PORT_VARIABLES = {
     "gateway": ("OUTAGE_API_PORT", 8000),
@@ -35,6 +40,17 @@ _PORT_VARIABLES = {
     "relay": ("OUTAGE_RELAY_PORT", 9100),
     "worker": ("OUTAGE_WORKER_PORT", 9100),
 }
+
+
+def _port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:`port` (a bind as Docker's proxy makes it succeeds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class StackError(RuntimeError):
@@ -50,6 +66,7 @@ class ComposeStack:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def up(self, env: Mapping[str, str] | None = None, build: bool = True, timeout: float = 300) -> None:
+        credentials.warn_if_legacy(credentials.stack_secrets(self.project), self.project)
         if build or not images.images_present():
             images.build_images()
         self._env = dict(env or {})
@@ -58,6 +75,8 @@ class ComposeStack:
 
     def down(self, volumes: bool = False) -> None:
         run_compose(["down", "--remove-orphans", *(["--volumes"] if volumes else [])])
+        if volumes:  # the broker's login lived in its volumes: the next stack gets new secrets
+            credentials.forget_secrets(self.project)
 
     def configure(self, env: Mapping[str, str], services: Sequence[str] = APP_SERVICES) -> None:
         """Run the app services with these settings (compose recreates only what changed).
@@ -65,17 +84,26 @@ class ComposeStack:
         A recreated service keeps the host port it had, so clients that hold an endpoint (the load,
         the probes) reach it again after a deploy or restart."""
         self._env = dict(env)
-        pinned = {**self._pinned_ports(), **self._env}
+        ports = self._pinned_ports()
+        pinned = {**ports, **self._env}
+        variables = [_PORT_VARIABLES[service][0] for service in services if service in _PORT_VARIABLES]
+        own_ports = [int(ports[variable]) for variable in variables if variable in ports]
         for attempt in range(_CONFIGURE_ATTEMPTS):
             try:
                 run_compose(["up", "-d", "--no-build", "--no-deps", *services], env=pinned)
                 return
             except ComposeError:
-                # Docker's port proxy of the replaced container may still hold the pinned port for a
-                # moment (it closes every proxied connection first): `up` again finishes the job.
+                # Docker's port proxy of the replaced container holds the pinned port until it has
+                # closed every connection it proxied (thousands of tabs take a while): wait until
+                # the port is free, then `up` again finishes the job.
                 if attempt == _CONFIGURE_ATTEMPTS - 1:
                     raise
-                time.sleep(2)
+                wait_until_sync(
+                    lambda: all(map(_port_free, own_ports)),
+                    timeout=_PORT_RELEASE_TIMEOUT_S,
+                    what=f"host ports {own_ports} released by the replaced containers",
+                    interval=0.5,
+                )
 
     def _pinned_ports(self) -> dict[str, str]:
         """The compose variables that keep each app service on the host port it has now."""
@@ -95,8 +123,9 @@ class ComposeStack:
     # -- state -----------------------------------------------------------------------------------
 
     def _containers(self) -> dict[str, Container]:
+        # A container compose removes between the listing and its inspection is skipped, not an error.
         found = self._docker.containers.list(
-            all=True, filters={"label": f"com.docker.compose.project={self.project}"}
+            all=True, filters={"label": f"com.docker.compose.project={self.project}"}, ignore_removed=True
         )
         chosen: dict[str, Container] = {}
         # While compose recreates a service, its old and new containers exist side by side:
@@ -132,7 +161,15 @@ class ComposeStack:
             state = container.attrs.get("State", {})
             health = (state.get("Health") or {}).get("Status", "none")
             networks = tuple(container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {})
-            services[name] = ServiceState(name, state.get("Status", "unknown"), health, networks)
+            status = state.get("Status", "unknown")
+            services[name] = ServiceState(
+                name,
+                status,
+                health,
+                networks,
+                exit_code=state.get("ExitCode") if status == "exited" else None,
+                started_at=_docker_time(state.get("StartedAt", "")),
+            )
         try:
             endpoints: Endpoints | None = self._endpoints_from(containers)
         except StackError:
@@ -146,7 +183,7 @@ class ComposeStack:
             return ClusterState(running, alarms)
         for node, url in endpoints.management.items():
             try:
-                reply = httpx.get(f"{url}/api/nodes", auth=BROKER_USER, timeout=3)
+                reply = httpx.get(f"{url}/api/nodes", auth=credentials.broker_login(), timeout=3)
                 reply.raise_for_status()
             except httpx.HTTPError:
                 continue
@@ -239,18 +276,65 @@ class ComposeStack:
             return 124, f"timed out after {timeout:.0f} s"
         return result.returncode, result.stdout + result.stderr
 
-    def addresses(self, service: str) -> list[str]:
-        """The IP addresses of the service's container on the stack's networks (none if stopped)."""
-        networks = self.container(service).attrs["NetworkSettings"]["Networks"] or {}
-        return [n["IPAddress"] for n in networks.values() if n.get("IPAddress")]
-
     def logs(self, service: str, since: float | None = None, tail: int = 200) -> str:
         kwargs: dict[str, object] = {"tail": tail}
         if since is not None:
             kwargs["since"] = int(since)
         return self.container(service).logs(**kwargs).decode(errors="replace")
 
-    def volume_path_write(self, service: str, path: str, content: str) -> None:
+    # -- levers on the wire and on the host ------------------------------------------------------
+
+    def _own_container(self, service: str) -> Container:
+        """The service's running container, checked to belong to this project (faults never
+        touch anything else)."""
+        container = self.container(service)
+        container.reload()
+        if container.labels.get("com.docker.compose.project") != self.project:
+            raise StackError(f"container {container.name} is not part of project {self.project}")
+        if container.status != "running":
+            raise StackError(f"service {service} is {container.status}, not running")
+        return container
+
+    def address(self, service: str) -> str:
+        container = self._own_container(service)
+        network = (container.attrs.get("NetworkSettings", {}).get("Networks") or {}).get(self.network)
+        if not network or not network.get("IPAddress"):
+            raise StackError(f"service {service} has no address on {self.network} (cut off?)")
+        return str(network["IPAddress"])
+
+    def _helper_labels(self) -> dict[str, str]:
+        return {"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"}
+
+    def run_in_netns(self, service: str | None, script: str, timeout: float = 30) -> tuple[int, str]:
+        mode = "none" if service is None else f"container:{self._own_container(service).id}"
+        return nettools.run_helper(self._docker, mode, script, self._helper_labels(), timeout)
+
+    def start_in_netns(self, service: str, script: str) -> Container:
+        """Start a helper in the service's network namespace and leave it running (a probe's
+        server side); the caller removes it."""
+        mode = f"container:{self._own_container(service).id}"
+        return nettools.start_helper(self._docker, mode, script, self._helper_labels())
+
+    def limits(self, service: str) -> Limits:
+        self._own_container(service)
+        code, output = self.exec(service, ["sh", "-c", READ_SCRIPT])
+        if code != 0:
+            raise StackError(f"cannot read the cgroup limits of {service}: {output[-300:]}")
+        try:
+            return parse_limits(output)
+        except CgroupReadError as exc:
+            raise StackError(f"{service}: {exc}") from None
+
+    def set_limits(self, service: str, limits: Limits) -> None:
+        """Change the limits at run time through the Docker API (the container keeps running)."""
+        self._own_container(service).update(
+            cpu_period=limits.cpu_period_us,
+            cpu_quota=limits.cpu_quota_us,
+            mem_limit=limits.memory_bytes,
+            memswap_limit=limits.memory_swap_bytes,
+        )
+
+    def write_volume_file(self, service: str, path: str, content: str) -> None:
         """Write a file into a stopped service's volume, with a throwaway container of its image."""
         container = self.container(service)
         mounts = container.attrs.get("Mounts") or []
@@ -265,7 +349,7 @@ class ComposeStack:
             labels={"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"},
         )
 
-    def volume_path_read(self, service: str, path: str) -> str | None:
+    def read_volume_file(self, service: str, path: str) -> str | None:
         """Read a file from a stopped service's volume (None when it does not exist)."""
         container = self.container(service)
         mounts = container.attrs.get("Mounts") or []
@@ -280,3 +364,13 @@ class ComposeStack:
             labels={"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"},
         ).decode(errors="replace")
         return None if output == "\x01missing" else output
+
+
+def _docker_time(text: str) -> float | None:
+    """Docker's RFC 3339 time with nanoseconds, as unix time (None when unset)."""
+    if not text or text.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(text[:26].rstrip("Z") + "+00:00").timestamp()
+    except ValueError:
+        return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,6 +31,8 @@ _CONNECT_TIMEOUT_S = 1.0
 _HANDSHAKE_TIMEOUT_S = 1.5
 
 _BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
+
+_RETRY_PAUSE_S = 0.5
 
 # Long-lived threads, so each keeps its connection between requests.
 _PUBLISH_THREADS = 8
@@ -63,6 +66,17 @@ class DirectPublisher:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     def _publish_blocking(self, events: list[Event]) -> None:
+        """Publish, retrying for up to PUBLISH_RETRY_S while the broker is unreachable."""
+        deadline = time.monotonic() + self._settings.publish_retry_s
+        while True:
+            try:
+                return self._publish_once(events)
+            except BrokerUnavailable:
+                if time.monotonic() + _RETRY_PAUSE_S > deadline:
+                    raise
+                time.sleep(_RETRY_PAUSE_S)
+
+    def _publish_once(self, events: list[Event]) -> None:
         sent = 0
         for attempt in (1, 2):
             channel, fresh = self._channel()

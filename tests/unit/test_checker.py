@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from harness.checks.checker import LiveGap, OrderViolation, check_live, check_messages
+from harness.checks.checker import (
+    FIRST_ATTEMPT,
+    RETRIED_AFTER_UNKNOWN,
+    LiveGap,
+    OrderViolation,
+    check_live,
+    check_messages,
+    lost_paths,
+)
 from harness.checks.latency import percentile, summarize
 from harness.record.history import History
 
@@ -389,3 +397,65 @@ def test_per_ticket_order_is_measured_always_but_judged_only_when_asked():
     verdict = check_messages(history)
     assert verdict.order_violations == 1
     assert "messages.per_ticket_order" not in {c.name for c in verdict.to_checks()}
+
+
+def test_a_lost_message_is_named_by_the_path_that_lost_it():
+    history = History()
+    history.invoke("c", "post_message", "stored-then-503", ticket_id=1).info("HTTP 503", status=503)
+    history.invoke("c", "post_message", "stored-then-503", ticket_id=1).ok(status=202)  # the retry
+    history.invoke("c", "post_message", "dropped-in-flight", ticket_id=1).ok(status=202)
+    history.invoke("c", "post_message", "processed", ticket_id=1).ok(status=202)
+    history.observe("processed", "processed", 1.0, ticket_id=1)
+
+    paths = lost_paths(history, ("post_message",))
+
+    assert paths == {RETRIED_AFTER_UNKNOWN: 1, FIRST_ATTEMPT: 1}
+
+
+def _snapshot(history: History, client: str, channel: str, seq: int, session: int, carried: bool) -> None:
+    history.observe(
+        "live_update",
+        f"{channel}:{seq}",
+        0.0,
+        client=client,
+        channel=channel,
+        seq=seq,
+        session=session,
+        snapshot=True,
+        carried=carried,
+    )
+
+
+def test_a_plain_snapshot_restoring_a_channels_state_skips_nothing_the_agent_needs():
+    history = History()
+    _snapshot(history, "alice", "views", 1, session=1, carried=True)
+    _update(history, "alice", 2, session=1)
+    _snapshot(history, "alice", "views", 9, session=2, carried=True)  # reconnected without resume
+    _update(history, "alice", 10, session=2)
+
+    verdict = check_live(history)
+
+    assert (verdict.gaps, verdict.missed, verdict.missed_by_snapshot, verdict.duplicates) == (0, 0, 0, 0)
+    assert verdict.updates == 2  # baselines are not updates
+
+
+def test_events_a_snapshot_jumps_over_on_a_channel_it_does_not_carry_are_missed():
+    history = History()
+    _snapshot(history, "alice", "typing", 3, session=1, carried=False)
+    history.observe("live_update", "typing:4", 0.0, client="alice", channel="typing", seq=4, session=1)
+    _snapshot(history, "alice", "typing", 9, session=2, carried=False)  # typing 5..9 never shown
+
+    verdict = check_live(history)
+
+    assert verdict.gaps == 0
+    assert (verdict.missed_by_snapshot, verdict.missed_in_all) == (5, 5)
+
+
+def test_a_new_session_starting_where_the_last_ended_is_neither_a_gap_nor_a_duplicate():
+    history = History()
+    _snapshot(history, "alice", "typing", 3, session=1, carried=False)
+    _snapshot(history, "alice", "typing", 3, session=2, carried=False)
+
+    verdict = check_live(history)
+
+    assert (verdict.duplicates, verdict.missed_in_all) == (0, 0)

@@ -30,6 +30,8 @@ sed -e "s/@TABLE_WAIT_MS@/$wait_ms/" \
     -e "s/@MEMORY_WATERMARK_LINE@/$watermark_line/" \
     -e "s/@MEMORY_LIMIT_BYTES@/${RABBITMQ_MEMORY_LIMIT_BYTES:?}/" \
     -e "s/@WAL_MAX_SIZE_BYTES@/${RABBITMQ_WAL_MAX_SIZE_BYTES:-8388608}/" \
+    -e "s/@DEFAULT_USER@/${RABBITMQ_DEFAULT_USER:?}/" \
+    -e "s/@DEFAULT_PASS@/${RABBITMQ_DEFAULT_PASS:?}/" \
     /etc/rabbitmq/rabbitmq.conf.template > /etc/rabbitmq/rabbitmq.conf
 
 # First boot only: join the seed node instead of racing it into a cluster of one.
