@@ -20,9 +20,13 @@ from harness.checks.latency import LatencySummary, summarize
 from harness.engine.waiting import pause
 from harness.record.history import History
 
-MAX_IN_FLIGHT = 1000
+MAX_IN_FLIGHT = 5000  # requests, including those waiting to retry
 MAX_ATTEMPTS = 3  # per message, when the api sheds load and says when to come back
 MAX_RETRY_WAIT_S = 2.0
+# An integration that retries an unknown outcome keeps at it for a couple of minutes, backing off
+# exponentially (full jitter), as job queues of customers' integrations do.
+UNKNOWN_OUTCOME_ATTEMPTS = 8
+UNKNOWN_OUTCOME_MAX_BACKOFF_S = 30.0
 
 
 def _retry_after(reply: httpx.Response) -> float | None:
@@ -148,16 +152,17 @@ class MessageLoad:
     async def _post(self, client: httpx.AsyncClient, n: int, ticket: int, key: str, author: str) -> None:
         """Post one message; a refusal that says when to come back (Retry-After) is retried with the
         same idempotency key, as a well-behaved client does, each attempt recorded on its own."""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        attempts = UNKNOWN_OUTCOME_ATTEMPTS if self.retry_unknown else MAX_ATTEMPTS
+        for attempt in range(1, attempts + 1):
             retry_after = await self._attempt(client, n, ticket, key, author, attempt)
-            if retry_after is None or attempt == MAX_ATTEMPTS:
+            if retry_after is None or attempt == attempts:
                 return
-            await asyncio.sleep(self._rng.uniform(0, min(retry_after, MAX_RETRY_WAIT_S)))  # full jitter
+            await asyncio.sleep(self._rng.uniform(0, retry_after))  # full jitter
 
     async def _attempt(
         self, client: httpx.AsyncClient, n: int, ticket: int, key: str, author: str, attempt: int
     ) -> float | None:
-        """One request; returns the Retry-After delay when the api asked to come back later."""
+        """One request; returns the ceiling of the wait before retrying it (None: no retry)."""
         op = self._history.invoke(
             f"{self.name}-{n % 16}", "post_message", key, ticket_id=ticket, attempt=attempt
         )
@@ -174,11 +179,11 @@ class MessageLoad:
         except httpx.TimeoutException:
             op.info("timeout")  # it may or may not have been stored
             self._count("info", "timeout")
-            return self._unknown_retry()
+            return self._unknown_retry(attempt)
         except httpx.HTTPError as exc:
             op.info(f"{type(exc).__name__}: {exc}")
             self._count("info", type(exc).__name__)
-            return self._unknown_retry()
+            return self._unknown_retry(attempt)
         elapsed = time.monotonic() - started
         self.stats.latencies.append((time.time(), elapsed))
         if reply.status_code == 202:
@@ -192,11 +197,13 @@ class MessageLoad:
             op.info(f"HTTP {reply.status_code}", status=reply.status_code)
             self._count("info", str(reply.status_code))
             told = _retry_after(reply)
-            return told if told is not None else self._unknown_retry()
-        return _retry_after(reply)
+            return min(told, MAX_RETRY_WAIT_S) if told is not None else self._unknown_retry(attempt)
+        told = _retry_after(reply)
+        return min(told, MAX_RETRY_WAIT_S) if told is not None else None
 
-    def _unknown_retry(self) -> float | None:
-        return MAX_RETRY_WAIT_S if self.retry_unknown else None
+    def _unknown_retry(self, attempt: int) -> float | None:
+        """The backoff ceiling before retrying an unknown outcome (None: this client does not)."""
+        return min(UNKNOWN_OUTCOME_MAX_BACKOFF_S, 2.0**attempt) if self.retry_unknown else None
 
     def _count(self, outcome: str, status: str) -> None:
         self.stats.outcomes[outcome] += 1
