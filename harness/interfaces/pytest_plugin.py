@@ -20,7 +20,7 @@ A stack that was already healthy when the session began is used and left running
 Tests that need the stack are skipped, with the reason, when no Docker engine answers.
 
 pytest-xdist: workers share one stack. Every test that uses it holds an exclusive file lock
-(`pytest.lock` in the project's state folder) for its whole duration, so faults and scenario runs of two
+(`pytest.lock` in the stack's state folder) for its whole duration, so faults and scenario runs of two
 workers never overlap; the first worker to arrive starts the stack if needed, and under xdist the
 stack is left running at the end (no worker knows it is the last). A stack per worker would cost
 a RabbitMQ cluster per worker, more than the machines this runs on can hold.
