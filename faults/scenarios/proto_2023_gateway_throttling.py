@@ -37,10 +37,11 @@ from harness.engine.scenario import Drill, Scenario, Timing
 from harness.engine.waiting import WaitTimeout, wait_until
 from harness.observe.store_pressure import StorePressure, pressure
 from harness.record.record import Record
+from harness.record.timeline import TimelineEvent
 from harness.stack import credentials
 from harness.workloads import pollers
 from harness.workloads.load import MessageLoad
-from harness.workloads.pollers import BUDGETED, LARGE, ORDINARY, AgentPollers, PollingAgent
+from harness.workloads.pollers import LARGE, ORDINARY, AgentPollers, PollingAgent
 from services.common.config import Settings
 
 ORDINARY_CONVERSATIONS = 20
@@ -228,9 +229,9 @@ class GatewayThrottling(Scenario):
         """Before any fault, the previous version must already meet the service level: if it does
         not (a machine too busy to host the run), nothing after says anything about the release,
         so the run ends as a harness error instead of a verdict either way."""
-        since = _mark_time(run, "load")
-        rows = pollers.rows_between(run.samples.get("poll", []), since, time.time(), ORDINARY)
-        steady = pollers.waits(rows, BUDGETED.timeout_s)
+        load = _live_mark(run, "load")
+        rows = pollers.rows_between(run.samples.get("poll", []), load.at, time.time(), ORDINARY)
+        steady = pollers.waits(rows, load.data["client_timeout_s"])
         answered = pollers.ok_share(rows) or 0.0
         if steady.p99 is None or steady.p99 > P99_BUDGET_S or answered < STEADY_OK_SHARE:
             raise HarnessError(
@@ -240,9 +241,9 @@ class GatewayThrottling(Scenario):
 
     async def during_outage(self, run: Run) -> None:
         await run.sleep(self.timing.outage_s)
-        since = _mark_time(run, "release_live")
+        since, timeout = _live_mark(run, "release_live").at, _live_mark(run, "load").data["client_timeout_s"]
         rows = run.samples.get("poll", [])
-        ordinary = pollers.waits(pollers.rows_between(rows, since, time.time(), ORDINARY), BUDGETED.timeout_s)
+        ordinary = pollers.waits(pollers.rows_between(rows, since, time.time(), ORDINARY), timeout)
         large = pollers.outcomes(pollers.rows_between(rows, since, time.time(), LARGE))
         run.symptom(
             f"release running: ordinary agents p99 {_ms(ordinary.p99)}; large accounts: {dict(large)}"
@@ -461,9 +462,9 @@ def _longest_bot_gap(record: Record, start: float, end: float) -> tuple[float, i
     return max(b - a for a, b in itertools.pairwise(edges)), len(replies)
 
 
-def _mark_time(run: Run, name: str) -> float:
-    """When the live run passed a mark (for the hooks' own decisions, not for checks)."""
-    return next(e.at for e in run.timeline.events() if e.kind == "mark" and e.data.get("mark") == name)
+def _live_mark(run: Run, name: str) -> TimelineEvent:
+    """A mark the live run passed (for the hooks' own decisions, not for checks)."""
+    return next(e for e in run.timeline.events("mark") if e.data.get("mark") == name)
 
 
 async def _seed(api_url: str, agents: list[PollingAgent], large_conversations: int) -> list[int]:
