@@ -190,7 +190,7 @@ class GatewayThrottling(Scenario):
             PollingAgent(f"bigaccount{n}-{run_tag}", LARGE, LARGE_POLL_S) for n in range(size.large_agents)
         ]
         bot_tickets = await _seed(endpoints.api, agents, size.large_conversations)
-        policy = pollers.POLICIES[self.settings(run.profile).get("WEB_POLL_RETRY", Settings.web_poll_retry)]
+        policy = pollers.POLICIES[run.settings.get("WEB_POLL_RETRY", Settings.web_poll_retry)]
         polling = AgentPollers(endpoints.api, agents, policy, random.Random(run.seed * 7919), sink=run.sample)
         bots = MessageLoad(
             endpoints.api,
@@ -218,7 +218,7 @@ class GatewayThrottling(Scenario):
     async def inject(self, run: Run) -> None:
         self._require_a_sound_steady_state(run)
         run.mark("release")
-        release = Deploy(["api"], RELEASE, previous=self.settings(run.profile))
+        release = Deploy(["api"], RELEASE, previous=run.settings)
         await run.inject(
             release, "release deployed: the conversation list reads every conversation, one at a time"
         )
