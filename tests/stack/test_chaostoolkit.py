@@ -50,33 +50,32 @@ def _activity(journal: dict[str, Any], name: str) -> dict[str, Any]:
     return next(a for a in journal["run"] if a["activity"]["name"] == name)
 
 
-def _assert_faults_injected_then_rolled_back(journal: dict[str, Any], stack) -> None:
+def _assert_faults_injected_then_rolled_back(journal: dict[str, Any], outage_stack) -> None:
     assert journal["steady_states"]["before"]["steady_state_met"] is True
     assert _activity(journal, "slow-downstream")["status"] == "succeeded"
     assert _activity(journal, "kill-the-worker")["status"] == "succeeded"
     assert _activity(journal, "backlog-on-the-broker")["status"] == "succeeded"
     assert [r["status"] for r in journal["rollbacks"]] == ["succeeded"] * 4
     assert FaultLedger().outstanding() == []
-    admin = {"Authorization": f"Bearer {stack.admin_token}"}
-    assert (
-        httpx.get(f"{stack.api_url}/admin/failpoints", headers=admin, timeout=10).json()["failpoints"] == {}
-    )
-    assert stack.control.status().healthy
+    admin = {"Authorization": f"Bearer {outage_stack.admin_token}"}
+    failpoints = httpx.get(f"{outage_stack.api_url}/admin/failpoints", headers=admin, timeout=10).json()
+    assert failpoints["failpoints"] == {}
+    assert outage_stack.control.status().healthy
 
 
-def test_hardened_the_steady_state_holds_through_the_crash(stack, tmp_path):
+def test_hardened_the_steady_state_holds_through_the_crash(outage_stack, tmp_path):
     journal = _run_experiment("hardened", tmp_path)
     assert journal["status"] == "completed", journal["status"]
     assert journal["deviated"] is False
     assert journal["steady_states"]["after"]["steady_state_met"] is True
-    _assert_faults_injected_then_rolled_back(journal, stack)
+    _assert_faults_injected_then_rolled_back(journal, outage_stack)
 
 
-def test_vulnerable_the_journal_records_the_lost_messages(stack, tmp_path):
+def test_vulnerable_the_journal_records_the_lost_messages(outage_stack, tmp_path):
     journal = _run_experiment("vulnerable", tmp_path)
     assert journal["deviated"] is True
     after = journal["steady_states"]["after"]
     assert after["steady_state_met"] is False
     lost = next(p for p in after["probes"] if p["activity"]["name"] == "no-acknowledged-message-lost")
     assert lost["output"] > 0
-    _assert_faults_injected_then_rolled_back(journal, stack)
+    _assert_faults_injected_then_rolled_back(journal, outage_stack)

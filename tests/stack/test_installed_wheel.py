@@ -28,14 +28,14 @@ PLUGIN_TEST = textwrap.dedent(
 
 
     def test_the_plugin_hands_over_the_running_stack(outage_stack):
-        api = outage_stack.endpoints().api
-        assert httpx.get(f"{api}/health", timeout=10).status_code == 200
+        assert httpx.get(f"{outage_stack.api_url}/health", timeout=10).status_code == 200
 
 
     def test_the_stacks_own_admin_token_is_accepted(outage_stack):
-        api = outage_stack.endpoints().api
-        admin = {"Authorization": f"Bearer {credentials.admin_token()}"}
-        assert httpx.get(f"{api}/admin/failpoints", headers=admin, timeout=10).status_code == 200
+        assert outage_stack.admin_token == credentials.admin_token()
+        admin = {"Authorization": f"Bearer {outage_stack.admin_token}"}
+        reply = httpx.get(f"{outage_stack.api_url}/admin/failpoints", headers=admin, timeout=10)
+        assert reply.status_code == 200
     """
 )
 
@@ -66,26 +66,28 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return place
 
 
-def test_the_installed_package_comes_from_the_wheel_not_the_checkout(installed, stack):
+def test_the_installed_package_comes_from_the_wheel_not_the_checkout(installed, outage_stack):
     where = _ok(
         _run([str(installed / "venv/bin/python"), "-c", "import harness; print(harness.__file__)"], installed)
     )
     assert Path(where.strip()).is_relative_to(installed / "venv")
 
 
-def test_outage_list_names_the_scenarios(installed, stack):
+def test_outage_list_names_the_scenarios(installed, outage_stack):
     listing = _ok(_run([str(installed / "venv/bin/outage"), "list"], installed))
     assert "gorgias-2021-queue-cluster-down" in listing
     assert "worker-crash" in listing
 
 
-def test_outage_status_reads_the_running_stack(installed, stack):
+def test_outage_status_reads_the_running_stack(installed, outage_stack):
     status = json.loads(_ok(_run([str(installed / "venv/bin/outage"), "status", "--json"], installed)))
-    assert status["endpoints"]["api"] == stack.api_url
+    assert status["endpoints"]["api"] == outage_stack.api_url
     assert all(service["healthy"] for service in status["services"].values())
 
 
-def test_the_pytest_plugin_works_from_the_installed_package(installed, stack):
+def test_the_pytest_plugin_works_from_the_installed_package(installed):
+    # No `outage_stack` here: it holds the project's stack lock for the test, and the inner session
+    # takes that lock for its own tests.
     project = installed / "user-project"
     project.mkdir(exist_ok=True)
     (project / "test_with_the_plugin.py").write_text(PLUGIN_TEST)

@@ -43,12 +43,14 @@ def _conformance_run(api_url: str, token: str, report: Path, *selection: str) ->
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
 
 
-def test_every_route_answers_as_documented_to_an_agent(stack, tmp_path):
+def test_every_route_answers_as_documented_to_an_agent(outage_stack, tmp_path):
     """Admin routes are in this run too: for an agent they answer the documented 403."""
-    _conformance_run(stack.api_url, stack.agent_token("conformance-agent"), tmp_path / "agent.xml")
+    agent = outage_stack.agent_token("conformance-agent")
+    _conformance_run(outage_stack.api_url, agent, tmp_path / "agent.xml")
 
 
-def test_the_admin_routes_answer_as_documented_to_the_admin(stack, tmp_path):
+def test_the_admin_routes_answer_as_documented_to_the_admin(outage_stack, tmp_path):
     # Only the `admin`-tagged routes: seeding a view (tag `views`) with the largest documented
     # number of tickets is a load-test fixture, not something to repeat on every run.
-    _conformance_run(stack.api_url, stack.admin_token, tmp_path / "admin.xml", "--include-tag", "admin")
+    admin = outage_stack.admin_token
+    _conformance_run(outage_stack.api_url, admin, tmp_path / "admin.xml", "--include-tag", "admin")
