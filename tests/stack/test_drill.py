@@ -141,7 +141,7 @@ def test_a_responder_recovers_the_queue_cluster_by_hand_and_the_debrief_tells_ho
 
     # The nodes the orchestrator started wait for their peers and give up, as their logs say.
     wait_for(
-        lambda: node_gave_up("rabbit1") and node_gave_up("rabbit2"), "rabbit1 and rabbit2 to give up", 400
+        lambda: node_gave_up("rabbit1") and node_gave_up("rabbit2"), "rabbit1 and rabbit2 to give up", 600
     )
     time.sleep(10)  # a person reads the logs before acting
     peers = act("broker-shutdown-peers")
