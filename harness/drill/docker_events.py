@@ -35,7 +35,9 @@ class DockerEventWatch:
         try:
             for event in self._stream:
                 attributes = event.get("Actor", {}).get("Attributes", {})
-                service = attributes.get("com.docker.compose.service") or attributes.get("name", "?")
+                service = attributes.get("com.docker.compose.service")
+                if not service:
+                    continue  # a helper container of the harness's own (reading a volume), no service
                 action = event.get("Action") or event.get("status", "?")
                 if action == "die" and attributes.get("exitCode"):
                     action = f"exited with code {attributes['exitCode']}"

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from faults.broker import GAVE_UP
+from faults.broker import GAVE_UP, WAITING
 from harness.drill.state import process_alive, read_state
 from harness.interfaces.drill_cli import EXIT_USAGE
 
@@ -95,12 +95,14 @@ def wait_until_finished() -> dict[str, Any]:
 
 
 def node_gave_up(node: str) -> bool:
-    logs = subprocess.run(
-        ["docker", "logs", "--tail", "2000", f"{os.environ.get('OUTAGE_PROJECT', 'outage')}_{node}_1"],
-        capture_output=True,
-        text=True,
-    )
-    return bool(GAVE_UP.search(logs.stdout + logs.stderr))
+    """The node's log since its latest start says it waited for its peers' tables and gave up."""
+    container = f"{os.environ.get('OUTAGE_PROJECT', 'outage')}_{node}_1"
+    started = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.StartedAt}}", container], capture_output=True, text=True
+    ).stdout.strip()
+    logs = subprocess.run(["docker", "logs", "--since", started, container], capture_output=True, text=True)
+    text = logs.stdout + logs.stderr
+    return bool(WAITING.search(text) and GAVE_UP.search(text))
 
 
 def broker_states() -> dict[str, str]:
@@ -139,7 +141,7 @@ def test_a_responder_recovers_the_queue_cluster_by_hand_and_the_debrief_tells_ho
 
     # The nodes the orchestrator started wait for their peers and give up, as their logs say.
     wait_for(
-        lambda: node_gave_up("rabbit1") and node_gave_up("rabbit2"), "rabbit1 and rabbit2 to give up", 400
+        lambda: node_gave_up("rabbit1") and node_gave_up("rabbit2"), "rabbit1 and rabbit2 to give up", 600
     )
     time.sleep(10)  # a person reads the logs before acting
     peers = act("broker-shutdown-peers")
