@@ -1,6 +1,5 @@
-"""The SupportBee 2016 checks fail when the record shows what no real run of ours shows: a backlog
-that never settles after a rollback that cleared it, an email never delivered, an email delivered
-twice, a hardened run without its alerts.
+"""The SupportBee 2016 checks fail on what they guard against: a backlog that never settles after
+the rollback, an email never delivered, an email delivered twice, a run without its alerts.
 
 Each test edits a kept record (tests/records) in a temporary copy and re-judges it from its files,
 exactly as `outage check` would. The kept vulnerable run passes every email and backlog check (its
