@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REPORTS ?= reports
 
-.PHONY: setup venv images browser up demo test test-unit lint bench down clean
+.PHONY: setup venv images browser up demo test test-unit lint bench dist down clean
 
 setup: venv images browser
 
@@ -50,8 +50,12 @@ lint: venv
 	$(BIN)/ruff check harness faults services tests bench
 	$(BIN)/ruff format --check harness faults services tests bench
 
-bench: venv
-	$(BIN)/python bench/checker_bench.py
+bench: up
+	$(BIN)/python bench/ratios.py
+
+# The sdist and the wheel: everything `outage` needs ships in them (see "Installing from a wheel").
+dist: venv
+	$(BIN)/python -m build --outdir dist
 
 down: venv
 	$(BIN)/outage down --volumes

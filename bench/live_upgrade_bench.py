@@ -22,6 +22,7 @@ import httpx
 
 from harness.engine.runner import run_scenario
 from harness.engine.scenario import scenario_class
+from harness.record.record import Record
 from harness.stack.compose_stack import ComposeStack
 
 SCENARIO = "gorgias-2023-live-updates-upgrade"
@@ -92,8 +93,6 @@ def main() -> None:
     stack = ComposeStack()
     with LiveMemorySampler(stack) as memory:
         result = run_scenario(scenario, stack, args.profile, 1, args.report_dir / args.profile)
-    figures = dict(result.metrics.get("live_upgrade", {}))
-    over_time = figures.pop("connections_over_time", [])
     print(f"{SCENARIO} ({args.profile}, {args.tabs} tabs): {result.verdict} in {result.wall_s:.0f} s")
     if result.error:
         print(f"harness error: {result.error}")
@@ -101,11 +100,15 @@ def main() -> None:
         print(
             f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.observed} (want {check.expected})"
         )
-    print(json.dumps(figures, indent=1, default=str))
+    print(json.dumps(result.metrics, indent=1, default=str))
     print("live server memory:", json.dumps(memory.per_connection()))
+    record = Record.load(args.report_dir / args.profile)
+    upgrade_at = record.mark_at("upgrade_started") or 0.0
+    over_time = record.stream("connections")
     print("connections over time (s from the upgrade: tabs connected / server count / handshakes):")
     for sample in over_time[:: max(1, len(over_time) // 40)]:
-        print(f"  {sample['t']:>7}: {sample['connected']:>6} / {sample['server']} / {sample['handshakes']}")
+        t = round(sample["at"] - upgrade_at, 1)
+        print(f"  {t:>7}: {sample['connected']:>6} / {sample['server']} / {sample['handshakes']}")
     print("messages:", result.messages)
 
 

@@ -13,6 +13,8 @@ Faults register by `kind`, so a ledger record names its class (as Toxiproxy name
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,8 +57,19 @@ class Fault(ABC):
         return {"kind": self.kind, **asdict(self)}
 
 
+def _import_families() -> None:
+    """Import every fault family module (faults/*.py), so each kind is registered: `outage heal`
+    must rebuild any fault a crashed run ledgered, whichever modules that run had imported."""
+    import faults
+
+    for module in pkgutil.iter_modules(faults.__path__):
+        if not module.ispkg:
+            importlib.import_module(f"faults.{module.name}")
+
+
 def fault_kinds() -> dict[str, type[Fault]]:
-    """Every registered fault, by kind."""
+    """Every fault there is, by kind."""
+    _import_families()
     return dict(_KINDS)
 
 
@@ -64,6 +77,8 @@ def fault_from_record(record: dict[str, Any]) -> Fault:
     """Rebuild a fault from its ledger record (for `outage heal`)."""
     params = dict(record)
     kind = params.pop("kind", None)
+    if kind not in _KINDS:
+        _import_families()
     if kind not in _KINDS:
         raise ValueError(f"the ledger names an unknown fault kind {kind!r}")
     return _KINDS[kind](**params)

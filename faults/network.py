@@ -186,7 +186,11 @@ class PacketLoss(PacketShareFault):
 @dataclass
 class ConnectionResets(PacketShareFault):
     """TCP packets on the link are answered with a reset: new connections are refused and
-    established ones broken (a share of the packets when `share` < 1)."""
+    established ones broken (a share of the packets when `share` < 1).
+
+    The reset goes to the sender of the packet hit: "out" resets the service's own sockets at once
+    (its connect is refused, its send breaks the connection); "in" resets the peers' side, while
+    the service, whose packets from them are swallowed, only times out."""
 
     kind = "connection_resets"
 

@@ -57,6 +57,7 @@ from harness.record.history import OK
 from harness.record.record import Record
 from harness.stack import credentials
 from harness.stack.protocol import BROKER_NODES
+from harness.workloads.load import TicketTraffic
 from harness.workloads.reads import READ_KIND, ReadLoad
 
 STOP_ONE_BY_ONE = "stop-one-by-one"
@@ -154,7 +155,8 @@ class QueueClusterDown(Scenario):
         """Agents read tickets all along, as they do after logging in."""
         endpoints = await run.call(run.stack.endpoints)
         token = credentials.agent_token("reader")
-        run.add_load(ReadLoad(endpoints.api, token, run.history, run.rng, READ_RATE, run.tickets).run)
+        traffic = TicketTraffic(endpoints.api, token, run.history, run.rng, READ_RATE, run.tickets)
+        run.add_load(ReadLoad(traffic).run)
 
     # -- the incident -----------------------------------------------------------------------------
 

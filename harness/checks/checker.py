@@ -434,13 +434,21 @@ class LiveVerdict:
     duplicates: int  # the same sequence number received twice by a client
     out_of_order: int  # a sequence number received after a higher one (not a duplicate)
     resets: int  # snapshot resets the server sent
-    missed_across_reset: int  # sequence numbers a reset skipped (the client was told)
+    missed_across_reset: int  # sequence numbers a reset skipped on a channel whose state it carries
     sessions: int  # connections, over all clients
     channel_max: dict[str, int]
     reconverge_s: float | None  # None without a reference instant, or while some client lags
     laggards: tuple[Laggard, ...] = ()
     gap_sample: tuple[LiveGap, ...] = ()
     laggard_count: int = 0
+    # Updates a snapshot jumped over on a channel whose state it does not carry (typing, presence,
+    # assignment): the client starts over without them, so they are missed for good.
+    missed_by_snapshot: int = 0
+
+    @property
+    def missed_in_all(self) -> int:
+        """Updates a client never got: holes never filled, and events a snapshot skipped."""
+        return self.missed + self.missed_by_snapshot
 
     def details(self) -> dict[str, Any]:
         return {
@@ -454,6 +462,7 @@ class LiveVerdict:
             "out_of_order": self.out_of_order,
             "resets": self.resets,
             "missed_across_reset": self.missed_across_reset,
+            "missed_by_snapshot": self.missed_by_snapshot,
             "channel_max": dict(self.channel_max),
             "reconverge_s": self.reconverge_s,
             "laggards": self.laggard_count,
@@ -547,9 +556,14 @@ def check_live(
     `reference_at` (wall time, e.g. the heal instant) enables the time to reconverge: when every
     client's last seen sequence had reached its channel's maximum. The maximum is the highest
     sequence any client saw, unless `channel_max` gives the true one (e.g. read from Redis).
+
+    An observation whose meta says `snapshot` (or `reset`) is a baseline, not an update: the client
+    starts over from that position. The updates it jumps over count as missed only on a channel
+    whose state the snapshot does not carry (meta `carried` false); a plain snapshot that restores
+    the view counts has skipped nothing the agent needs.
     """
     wanted = set(clients) if clients is not None else None
-    updates = gaps = duplicates = out_of_order = resets = missed_across_reset = 0
+    updates = gaps = duplicates = out_of_order = resets = missed_across_reset = missed_by_snapshot = 0
     streams: dict[tuple[str, str], _Stream] = {}
     sessions: set[tuple[str, Any]] = set()
     gap_sample: list[LiveGap] = []
@@ -561,25 +575,35 @@ def check_live(
             continue
         channel, seq = _channel_and_seq(key, meta)
         session = meta.get("session")
-        updates += 1
         sessions.add((client, session))
         stream = streams.get((client, channel))
         if stream is None:
             stream = streams[client, channel] = _Stream()
         on_resume = stream.top >= 0 and session != stream.session
         stream.session = session
-        if meta.get("reset") and not (seq == stream.top and seq in stream.seen):
-            resets += 1
+        if meta.get("snapshot") or meta.get("reset"):
+            # A snapshot is a baseline, not an update: the client starts over from its position.
+            if seq == stream.top and seq in stream.seen:
+                # A new session starting where the last one ended skipped nothing; the same
+                # snapshot twice in one session is a duplicate.
+                duplicates += not on_resume
+                continue
+            if meta.get("reset"):
+                resets += 1
             if stream.top >= 0 and seq < stream.top:
                 # The channel's sequence restarted: settle what was missed and take a new baseline.
                 stream.settled_missed += _unfilled(stream.open_gaps)
                 stream.open_gaps.clear()
                 stream.seen.clear()
-            elif stream.top >= 0:
+            elif stream.top >= 0 and not meta.get("carried", True):
+                # The snapshot carries no state for this channel: the updates it jumped over are lost.
+                missed_by_snapshot += seq - stream.top
+            elif stream.top >= 0 and meta.get("reset"):
                 missed_across_reset += seq - stream.top - 1
             stream.top, stream.reached_at = seq, at
             stream.seen.add(seq)
             continue
+        updates += 1
         if seq in stream.seen:
             duplicates += 1
             continue
@@ -633,6 +657,7 @@ def check_live(
         laggards=tuple(laggards),
         gap_sample=tuple(gap_sample),
         laggard_count=laggard_count,
+        missed_by_snapshot=missed_by_snapshot,
     )
 
 

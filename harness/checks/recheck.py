@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.checks.judge import judge
-from harness.engine.scenario import ScenarioError, Timing, scenario_class
+from harness.engine.scenario import ScenarioError, scenario_class
 from harness.record.record import SUMMARY, Record, RecordError
 from harness.record.report import RunResult
 
@@ -38,8 +38,11 @@ def recheck(report_dir: str | Path) -> Recheck:
         scenario_type = scenario_class(record.scenario)
     except ScenarioError as exc:
         raise RecheckError(f"{folder}: {exc}") from None
-    timing = Timing(**record.meta["timing"]) if isinstance(record.meta.get("timing"), dict) else None
-    scenario = scenario_type(timing)
+    scenario = scenario_type()
+    recorded = record.meta.get("timing")
+    for name, value in (recorded if isinstance(recorded, dict) else {}).items():
+        if hasattr(scenario.timing, name):  # a scenario's own Timing subclass has more fields
+            setattr(scenario.timing, name, value)
     judgement = judge(scenario, record)
     live_verdict, wall_s = None, 0.0
     if (folder / SUMMARY).exists():

@@ -32,10 +32,13 @@ def render_drill_story(session: DrillSession) -> str:
     people = [e for e in story.entries if e["kind"] in ("responder-note", "operator-action", "hint", "ack")]
     docker = [e for e in story.entries if e["kind"] == "docker"]
     healed = [e.message for e in session.run.timeline.events("heal")]
+    error = session.result.error if session.result else None
     lines = [
         "## The drill",
         "",
-        f"Ended: {ENDINGS.get(story.ended, story.ended)}. **Score {story.score()}/100.** "
+        f"Ended: {ENDINGS.get(story.ended, story.ended)}"
+        + (f" (and then the harness failed: {error})" if error and story.ended != "error" else "")
+        + f". **Score {story.score()}/100.** "
         f"Time limit {session.options.time_limit_s:.0f} s; the steady state had to hold for "
         f"{session.options.hold_s:g} s; the fault went in {session.delay_s:g} s after the steady load began.",
         "",

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.drill.debrief import add_drill_story
 from harness.drill.steady_state import RecoveryClock
 from harness.drill.story import HINT_COST, DrillStory
 from harness.engine.runner import (
@@ -34,6 +35,7 @@ from harness.engine.runner import (
 from harness.engine.scenario import Scenario
 from harness.observe.monitoring import MonitoringSampler, append_point, live_connections
 from harness.record.report import RunResult, write_report
+from harness.record.report_html import write_report_html
 from harness.record.timeline import TimelineEvent
 from harness.stack.compose_stack import ComposeStack
 from harness.stack.heal import heal
@@ -193,8 +195,8 @@ class DrillSession:
         error = execute_recorded(
             run, lambda: execute(run, progress=self._tick, recover=self._wait_for_responders)
         )
-        if error is not None:
-            self.story.ended = "error"
+        if error is not None and self.story.ended == "running":
+            self.story.ended = "error"  # how the drill ended stays told; the verdict says `error`
         judgement = close_and_judge(run, self.report_dir, error)
         self.story.lost = judgement.messages.lost
         self.story.fault_at = run.injected_at
@@ -203,13 +205,10 @@ class DrillSession:
         judgement.metrics["drill"] = self.story_summary()
         meta = record_meta(run.scenario, run.profile, run.seed, run.timeline.started_at)
         result = RunResult.from_judgement(meta, judgement, time.monotonic() - started, error, self.report_dir)
+        self.result = result
         write_report(result, run, self.report_dir)
-        from harness.drill.debrief import add_drill_story
-        from harness.record.report_html import write_report_html
-
         add_drill_story(self.report_dir, self)
         write_report_html(self.report_dir)
-        self.result = result
         self.status = "finished"
         self.finished.set()
         return result

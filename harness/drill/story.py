@@ -64,8 +64,9 @@ class DrillStory:
         )
 
     def as_dict(self) -> dict[str, Any]:
+        story = {k: round(v, 1) if isinstance(v, float) else v for k, v in asdict(self).items()}
         return {
-            **asdict(self),
+            **story,
             "recovered": self.recovered,
             "durations": self.durations(),
             "score": self.score(),

@@ -7,7 +7,6 @@ injection and the runbook. Whatever happens, every fault is reverted before the 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
 import tempfile
 import time
@@ -21,7 +20,6 @@ import httpx
 
 from faults import base as fault_base
 from faults.base import Fault
-from harness.checks.check import Check, verdict_of
 from harness.checks.checker import MessageVerdict, check_messages
 from harness.checks.judge import Judgement, judge
 from harness.engine.scenario import Scenario
@@ -223,7 +221,9 @@ async def execute(
         canary = (await _create_tickets(endpoints.api, 1, subject="canary"))[0]
         await scenario.prepare(run)
 
-        run.observer = EffectsObserver(endpoints.redis, run.history)
+        run.observer = EffectsObserver(
+            endpoints.redis, run.history, tallied=scenario.tallied_effects, sample=run.sample
+        )
         await run.observer.start_from_now()
         run.prober = Prober(endpoints, run.timeline.elapsed, canary, credentials.agent_token(LOAD_AGENT))
         run.prober.listeners.append(lambda sample: run.sample(PROBE_STREAM, **sample.as_row()))
@@ -312,14 +312,6 @@ async def _report_progress(run: Run, progress: ProgressCallback, stop: asyncio.E
         await pause(stop, 1.0)
 
 
-def _legacy_live_checks(run: Run) -> list[Check] | None:
-    """Checks of a scenario not yet converted to figures: computed from live state, not re-checkable."""
-    parameters = list(inspect.signature(run.scenario.checks).parameters)
-    if parameters[:1] != ["run"]:
-        return None
-    return run.scenario.checks(run)  # type: ignore[arg-type]
-
-
 def run_scenario(
     scenario: Scenario,
     stack: Stack,
@@ -392,9 +384,4 @@ def _judge_recorded(run: Run, report_dir: Path) -> Judgement:
         run.timeline.add("error", f"the record could not be read back: {type(exc).__name__}: {exc}")
         messages = check_messages(run.history, op_kind=run.scenario.message_op_kinds)
         return Judgement("error", [], messages, dict(run.timings))
-    legacy = _legacy_live_checks(run)
-    if legacy is not None:
-        judgement.checks = [c for c in judgement.checks if c.name != f"{run.scenario.id}.checks"] + legacy
-        judgement.verdict = verdict_of(judgement.checks)
-        judgement.metrics.update(run.metrics)
     return judgement

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from harness.checks.check import Check
 from harness.checks.expect import Expect, evaluate, figure_methods, measure_figures
+from services.common.config import hardened_settings
 
 if TYPE_CHECKING:
     from harness.engine.runner import Run
@@ -28,16 +29,9 @@ if TYPE_CHECKING:
 
 PROFILES = ("hardened", "vulnerable")
 
-# The services' hardened settings; a vulnerable profile overrides some of them.
-HARDENED_SETTINGS: dict[str, str] = {
-    "OUTBOX": "on",
-    "PUBLISHER_CONFIRMS": "on",
-    "IDEMPOTENT_CONSUMER": "on",
-    "ACK_AFTER_WORK": "on",
-    "RELIABLE_JOBS": "on",
-    "LIVE_RESUME": "on",
-    "BULK_ISOLATION": "on",
-}
+# The mitigations' hardened values (declared once, in services/common/config.py); a vulnerable
+# profile overrides some of them.
+HARDENED_SETTINGS: dict[str, str] = hardened_settings()
 
 
 class ScenarioError(Exception):
@@ -88,6 +82,9 @@ class Scenario(ABC):
     expectations: ClassVar[tuple[Expect, ...]] = ()
     # The checks the vulnerable profile must fail: the incident's symptom, as the harness names it.
     vulnerable_symptoms: ClassVar[tuple[str, ...]] = ()
+    # Effect kinds counted per second into the record's `effects` stream, not one history row each:
+    # for floods of effects that no check follows one by one.
+    tallied_effects: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -22,7 +22,7 @@ import httpx
 
 from harness.drill import state
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK, EXIT_FAILED, EXIT_HARNESS_ERROR = 0, 1, 2
 EXIT_USAGE = 64  # sysexits' EX_USAGE: a refused command, distinct from a harness failure (2)
 START_TIMEOUT_S = 660  # the daemon may have to bring the stack up first
 STOP_TIMEOUT_S = 900  # healing and judging after a stop
@@ -107,11 +107,13 @@ def _cmd_start(args: argparse.Namespace) -> int:
             break
         if daemon.poll() is not None or current.get("error"):
             log_tail = (folder / state.LOG_FILE).read_text(encoding="utf-8")[-2000:]
-            return _fail(f"the drill could not start:\n{log_tail}")
+            print(f"outage: the drill could not start:\n{log_tail}", file=sys.stderr)
+            return EXIT_HARNESS_ERROR
         time.sleep(0.5)
     else:
         daemon.terminate()
-        return _fail(f"the drill did not start within {START_TIMEOUT_S} s")
+        print(f"outage: the drill did not start within {START_TIMEOUT_S} s", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
     print(f"Drill started. Board: {current['url']}")
     print(f"Time limit: {_clock(args.time_limit)}. Report: {report_dir}")
     print()

@@ -20,7 +20,7 @@ A stack that was already healthy when the session began is used and left running
 Tests that need the stack are skipped, with the reason, when no Docker engine answers.
 
 pytest-xdist: workers share one stack. Every test that uses it holds an exclusive file lock
-(`.outage/<project>/pytest.lock`) for its whole duration, so faults and scenario runs of two
+(`pytest.lock` in the stack's state folder) for its whole duration, so faults and scenario runs of two
 workers never overlap; the first worker to arrive starts the stack if needed, and under xdist the
 stack is left running at the end (no worker knows it is the last). A stack per worker would cost
 a RabbitMQ cluster per worker, more than the machines this runs on can hold.
@@ -37,7 +37,6 @@ import fcntl
 import os
 import re
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -151,10 +150,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @contextmanager
 def _stack_lock() -> Iterator[None]:
     """One test at a time against this project's stack, across pytest-xdist workers."""
-    from harness.stack.ledger import ledger_path
+    from harness.stack.state_dir import project_state_dir
 
-    path = ledger_path().parent / "pytest.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = project_state_dir() / "pytest.lock"
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -192,17 +190,16 @@ def _wait_serving(handle: StackHandle, timeout: float = HEALTHY_TIMEOUT_S) -> No
     """
     import httpx
 
-    deadline = time.monotonic() + timeout
-    handle.control.wait_healthy(timeout=timeout)
-    while True:
+    from harness.engine.waiting import wait_until_sync
+
+    def serving() -> bool:
         try:
-            if httpx.get(f"{handle.api_url}/health", timeout=5).status_code == 200:
-                return
+            return httpx.get(f"{handle.api_url}/health", timeout=5).status_code == 200
         except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the api did not serve /health through the gateway within {timeout:.0f} s")
-        time.sleep(0.5)
+            return False
+
+    handle.control.wait_healthy(timeout=timeout)
+    wait_until_sync(serving, timeout=timeout, what="the api serving /health (gateway)", interval=0.5)
 
 
 @pytest.fixture

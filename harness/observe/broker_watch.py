@@ -28,6 +28,9 @@ class BrokerWatch:
     service_of_ip: dict[str, str] = field(default_factory=dict)
     on_alarm: Callable[[float, list[str]], None] | None = None
     on_blocked: Callable[[float, str], None] | None = None
+    # Each poll as one compact row (queued events, each node's memory and watermark, alarms), for a
+    # run's record.
+    on_sample: Callable[[dict[str, object]], None] | None = None
     peak_depth: dict[str, int] = field(default_factory=dict)
     peak_memory_bytes: dict[str, int] = field(default_factory=dict)
     alarm_at: float | None = None  # run time of the first memory alarm
@@ -96,6 +99,16 @@ class BrokerWatch:
         if not alarmed and self.alarm_at is not None and self.alarm_cleared_at is None:
             self.alarm_cleared_at = t
         self.alarms.update(alarmed)
+        if self.on_sample:
+            self.on_sample(
+                {
+                    "t": round(t, 1),
+                    "queued": total,
+                    "memory": {n["name"]: int(n.get("mem_used") or 0) for n in nodes},
+                    "watermark": {n["name"]: int(n.get("mem_limit") or 0) for n in nodes},
+                    "alarm": alarmed,
+                }
+            )
         for connection in connections:
             if connection.get("state") not in BLOCKED_STATES:
                 continue

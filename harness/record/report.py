@@ -251,7 +251,8 @@ def _impact(result: RunResult) -> list[str]:
             lines += ["No alert fired.", ""]
     figures: list[tuple[str, object]] = []
     tables: dict[str, list] = {}
-    _flatten("", metrics, figures, tables)
+    for name, value in metrics.items():
+        _flatten(name, value, figures, tables)
     if figures:
         lines += ["### Other figures", ""]
         lines += _table(("figure", "value", "unit"), _figure_rows(figures), "lrl")

@@ -5,6 +5,7 @@ It only ever touches containers labelled with its own compose project.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ import docker.errors
 import httpx
 from docker.models.containers import Container
 
+from harness.engine.waiting import wait_until_sync
 from harness.stack import credentials, images, nettools
 from harness.stack.cgroup_limits import READ_SCRIPT, CgroupReadError, parse_limits
 from harness.stack.compose import ComposeError, project_name, run_compose
@@ -30,6 +32,8 @@ from harness.stack.protocol import (
 )
 
 _CONFIGURE_ATTEMPTS = 3
+_UP_RETRY_PAUSE_S = 10.0
+_PORT_RELEASE_TIMEOUT_S = 120.0
 # Compose variables that pin an app service's published port (compose/docker-compose.yml).
 _PORT_VARIABLES = {
     "gateway": ("OUTAGE_API_PORT", 8000),
@@ -37,6 +41,17 @@ _PORT_VARIABLES = {
     "relay": ("OUTAGE_RELAY_PORT", 9100),
     "worker": ("OUTAGE_WORKER_PORT", 9100),
 }
+
+
+def _port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:`port` (a bind as Docker's proxy makes it succeeds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class StackError(RuntimeError):
@@ -56,8 +71,18 @@ class ComposeStack:
         if build or not images.images_present():
             images.build_images()
         self._env = dict(env or {})
-        run_compose(["up", "-d", "--no-build"], env=self._env)
-        self.wait_healthy(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                run_compose(["up", "-d", "--no-build"], env=self._env)
+                break
+            except ComposeError:
+                # A dependency's health check can fail while it boots on a busy machine (compose v1
+                # gives up at once); it turns healthy later, and `up` again starts the rest.
+                if time.monotonic() + _UP_RETRY_PAUSE_S > deadline:
+                    raise
+                time.sleep(_UP_RETRY_PAUSE_S)
+        self.wait_healthy(max(1.0, deadline - time.monotonic()))
 
     def down(self, volumes: bool = False) -> None:
         run_compose(["down", "--remove-orphans", *(["--volumes"] if volumes else [])])
@@ -70,17 +95,26 @@ class ComposeStack:
         A recreated service keeps the host port it had, so clients that hold an endpoint (the load,
         the probes) reach it again after a deploy or restart."""
         self._env = dict(env)
-        pinned = {**self._pinned_ports(), **self._env}
+        ports = self._pinned_ports()
+        pinned = {**ports, **self._env}
+        variables = [_PORT_VARIABLES[service][0] for service in services if service in _PORT_VARIABLES]
+        own_ports = [int(ports[variable]) for variable in variables if variable in ports]
         for attempt in range(_CONFIGURE_ATTEMPTS):
             try:
                 run_compose(["up", "-d", "--no-build", "--no-deps", *services], env=pinned)
                 return
             except ComposeError:
-                # Docker's port proxy of the replaced container may still hold the pinned port for a
-                # moment (it closes every proxied connection first): `up` again finishes the job.
+                # Docker's port proxy of the replaced container holds the pinned port until it has
+                # closed every connection it proxied (thousands of tabs take a while): wait until
+                # the port is free, then `up` again finishes the job.
                 if attempt == _CONFIGURE_ATTEMPTS - 1:
                     raise
-                time.sleep(2)
+                wait_until_sync(
+                    lambda: all(map(_port_free, own_ports)),
+                    timeout=_PORT_RELEASE_TIMEOUT_S,
+                    what=f"host ports {own_ports} released by the replaced containers",
+                    interval=0.5,
+                )
 
     def _pinned_ports(self) -> dict[str, str]:
         """The compose variables that keep each app service on the host port it has now."""
@@ -100,8 +134,9 @@ class ComposeStack:
     # -- state -----------------------------------------------------------------------------------
 
     def _containers(self) -> dict[str, Container]:
+        # A container compose removes between the listing and its inspection is skipped, not an error.
         found = self._docker.containers.list(
-            all=True, filters={"label": f"com.docker.compose.project={self.project}"}
+            all=True, filters={"label": f"com.docker.compose.project={self.project}"}, ignore_removed=True
         )
         chosen: dict[str, Container] = {}
         # While compose recreates a service, its old and new containers exist side by side:

@@ -196,7 +196,8 @@ def build_images(force: bool = False) -> None:
 
 def images_present() -> bool:
     client = docker.from_env()
-    return all(_image_exists(client, f"{name}:{image_tag()}") for name in (*SERVICE_IMAGES, *TOOL_IMAGES))
+    names = (*SERVICE_IMAGES, *(f"outage-lab/{tool}" for tool in TOOL_IMAGES))
+    return all(_image_exists(client, f"{name}:{image_tag()}") for name in names)
 
 
 def tool_image(name: str) -> str:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import random
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,18 +25,21 @@ import httpx
 import redis.asyncio as aioredis
 
 from harness.checks.latency import LatencySummary, summarize
-from harness.engine.waiting import pause
+from harness.engine.waiting import WaitTimeout, pause, wait_until
 from harness.record.history import History
 from harness.stack import credentials
 from services.common import keys
 from services.common.live_feed import CHANNELS
 from services.live.client import Banner, LiveClient
-from services.live.reconnect import FullJitterBackoff, NaiveBackoff, ReconnectPolicy
+from services.live.reconnect import ReconnectPolicy, policy_named
+from services.live.state import SNAPSHOT_STATE_CHANNELS
 
 LIVE_UPDATE = "live_update"
 CURRENT_VERSIONS = (1, 2)  # an up-to-date build speaks both sides of the upgrade
 STALE_VERSIONS = (1,)  # a build from before the upgrade
-TAB_WEIGHTS = {1: 0.35, 2: 0.35, 3: 0.2, 4: 0.1}  # share of agents with n tabs open
+# Share of agents with n tabs open: some keep more tabs than a per-agent connection cap of 4 admits.
+TAB_WEIGHTS = {1: 0.3, 2: 0.3, 3: 0.2, 4: 0.1, 5: 0.05, 6: 0.05}
+TERMINAL_BANNERS = (Banner.STALE_RELOAD, Banner.UNAUTHORIZED, Banner.TOO_MANY_TABS)  # the tab stopped
 _TCP_ESTABLISHED = 1  # tcpi_state of a connection neither side has closed
 
 
@@ -48,8 +50,9 @@ class PopulationPlan:
     sleeper_share: float = 0.05  # laptops that sleep through the upgrade
     late_sleeper_share: float = 0.05  # laptops that fall asleep after it (half-open connections)
     ramp_per_s: float = 100.0  # new connections per second while the population logs in
-    naive_reconnect: bool = False  # NaiveBackoff (reset on every handshake, no jitter) instead of full jitter
-    backoff_cap_s: float = 5.0  # longest full-jitter wait: tabs come back soon after a long restart
+    # The web app's own client, as the product's settings declare it (LIVE_CLIENT_RECONNECT, LIVE_RESUME).
+    reconnect: str = "full_jitter"  # or "naive": no jitter, reset on every handshake
+    backoff_cap_s: float = 5.0  # longest wait: tabs come back soon after a long restart
     resume: bool = True  # resume from the last sequences after a reconnect
     not_connected_after_s: float = 20.0  # the "Not connected to live updates" banner
 
@@ -67,20 +70,12 @@ class Tab:
 
     @property
     def should_be_live(self) -> bool:
-        """Awake and not told to reload: this tab's counts must follow the truth (a red "not connected"
-        banner does not excuse wrong counts; a "reload" banner does, only a reload can help)."""
-        return not self.client.asleep and self.client.banner not in (Banner.STALE_RELOAD, Banner.UNAUTHORIZED)
+        """Awake and not told to stop: this tab's counts must follow the truth (a red "not connected"
+        banner does not excuse wrong counts; a "reload" or "too many tabs" banner does: the agent knows)."""
+        return not self.client.asleep and self.client.banner not in TERMINAL_BANNERS
 
 
-@dataclass
-class Sample:
-    """One second of the population, as a dashboard would plot it."""
-
-    t: float  # wall-clock unix time
-    connected: int  # tabs with a live session
-    attempts: int  # connection attempts so far (all tabs)
-    handshakes: int  # attempts that reached the server (a websocket opened) so far
-    server_connections: int | None  # what the live server reports (None: unreachable)
+SampleSink = Callable[..., None]  # `run.sample` bound to a stream name: sink(**fields)
 
 
 class AgentPopulation:
@@ -88,7 +83,6 @@ class AgentPopulation:
         self.plan = plan
         self.history = history
         self.live_url = live_url
-        self.samples: list[Sample] = []
         self._phases: list[tuple[float, str]] = [(0.0, "before")]  # (wall start, name), ascending
         self._latency: dict[str, list[float]] = {}
         self.tabs = self._build(rng)
@@ -134,9 +128,10 @@ class AgentPopulation:
         return tab
 
     def _policy(self) -> ReconnectPolicy:
-        return NaiveBackoff() if self.plan.naive_reconnect else FullJitterBackoff(cap=self.plan.backoff_cap_s)
+        return policy_named(self.plan.reconnect, cap=self.plan.backoff_cap_s)
 
-    def _on_update(self, tab: Tab, channel: str, seq: int, data: dict[str, Any], at: float) -> None:
+    def _observe(self, tab: Tab, channel: str, seq: int, at: float, **baseline: bool) -> None:
+        """One update applied, or (with `snapshot=True`) a snapshot's position: the checker's input."""
         self.history.observe(
             LIVE_UPDATE,
             f"{channel}:{seq}",
@@ -145,7 +140,11 @@ class AgentPopulation:
             channel=channel,
             seq=seq,
             session=tab.session,
+            **baseline,
         )
+
+    def _on_update(self, tab: Tab, channel: str, seq: int, data: dict[str, Any], at: float) -> None:
+        self._observe(tab, channel, seq, at)
         published = data.get("at")
         # Sleeping laptops read a backlog on waking: that is the sleep, not the fan-out, so it is left out.
         if tab.cohort == "awake" and isinstance(published, int | float):
@@ -165,21 +164,19 @@ class AgentPopulation:
             views = channels.get("views", {})
             tab.counts = {str(v): int(c) for v, c in (views.get("counts") or {}).items()}
             tab.views_seq = int(views.get("seq", 0))
-            if info.get("reset"):
-                # The server said updates were skipped: a new baseline for the checker, not a silent gap.
-                now = time.time()
-                for channel, state in channels.items():
-                    seq = int(state.get("seq", 0))
-                    self.history.observe(
-                        LIVE_UPDATE,
-                        f"{channel}:{seq}",
-                        now,
-                        client=tab.name,
-                        channel=channel,
-                        seq=seq,
-                        session=tab.session,
-                        reset=True,
-                    )
+            # Every snapshot is a new baseline for the checker: it says which channels' state it
+            # restored, so only updates skipped on the others count as missed.
+            now = time.time()
+            for channel, state in channels.items():
+                self._observe(
+                    tab,
+                    channel,
+                    int(state.get("seq", 0)),
+                    now,
+                    snapshot=True,
+                    carried=channel in SNAPSHOT_STATE_CHANNELS,
+                    reset=bool(info.get("reset")),
+                )
 
     def begin_phase(self, name: str, at: float | None = None) -> None:
         """Updates published from `at` (wall time, default now) count towards latency phase `name`."""
@@ -208,9 +205,13 @@ class AgentPopulation:
             delay = started + (n + 1) * interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.connected() < len(self.tabs):
-            await asyncio.sleep(0.5)
+        with contextlib.suppress(WaitTimeout):  # the caller reports how many made it
+            await wait_until(
+                lambda: self.connected() + self.stopped() == len(self.tabs),
+                timeout=timeout,
+                what="every tab connected or told to stop",
+                interval=0.5,
+            )
         return self.connected()
 
     async def stop(self) -> None:
@@ -237,6 +238,11 @@ class AgentPopulation:
             1 for tab in (self.tabs if tabs is None else tabs) if tab.client.banner is Banner.CONNECTED
         )
 
+    def stopped(self, tabs: Iterable[Tab] | None = None) -> int:
+        """Tabs the server told to stop (reload, too many tabs, unauthorized): they do not retry."""
+        chosen = self.tabs if tabs is None else tabs
+        return sum(1 for tab in chosen if tab.client.banner in TERMINAL_BANNERS)
+
     def served_in(self, version: int) -> int:
         """Tabs with a live session in protocol `version`."""
         return sum(
@@ -250,6 +256,33 @@ class AgentPopulation:
 
     def handshakes(self) -> int:
         return sum(tab.client.stats.handshakes for tab in self.tabs)
+
+    def counters(self) -> dict[str, int]:
+        """Connection attempts and handshakes so far, split by build (stale or up to date)."""
+        totals = {"attempts": 0, "handshakes": 0, "stale_attempts": 0, "stale_handshakes": 0}
+        for tab in self.tabs:
+            totals["attempts"] += tab.client.stats.attempts
+            totals["handshakes"] += tab.client.stats.handshakes
+            if tab.stale:
+                totals["stale_attempts"] += tab.client.stats.attempts
+                totals["stale_handshakes"] += tab.client.stats.handshakes
+        return totals
+
+    def roster(self) -> list[dict[str, Any]]:
+        """One compact row per tab: who it is and where it ended (banner, connections, close codes)."""
+        return [
+            {
+                "tab": tab.name,
+                "agent": tab.agent,
+                "stale": tab.stale,
+                "cohort": tab.cohort,
+                "banner": str(tab.client.banner),
+                "attempts": tab.client.stats.attempts,
+                "handshakes": tab.client.stats.handshakes,
+                "closes": {str(code): n for code, n in tab.client.stats.close_codes.items()},
+            }
+            for tab in self.tabs
+        ]
 
     def banners(self, tabs: Iterable[Tab] | None = None) -> dict[str, int]:
         return dict(Counter(str(tab.client.banner) for tab in (self.tabs if tabs is None else tabs)))
@@ -275,24 +308,21 @@ class AgentPopulation:
     def latency(self) -> dict[str, LatencySummary]:
         return {phase: summarize(values) for phase, values in self._latency.items()}
 
-    def peak_handshakes_per_s(self, since: float | None = None, until: float | None = None) -> float:
-        return _peak_rate(self.samples, "handshakes", since, until)
-
-    def peak_attempts_per_s(self, since: float | None = None, until: float | None = None) -> float:
-        return _peak_rate(self.samples, "attempts", since, until)
-
-    async def sample_every_second(self, stop: asyncio.Event) -> None:
-        """Connections over time, from both sides."""
-        health = self.live_url.replace("ws://", "http://", 1).rstrip("/").removesuffix("/live") + "/health"
+    async def sample_every_second(self, stop: asyncio.Event, sink: SampleSink) -> None:
+        """Connections over time, from both sides, handed to `sink` once a second."""
+        health = live_http_url(self.live_url, "/health")
         async with httpx.AsyncClient(timeout=1.0) as client:
             while not stop.is_set():
                 server: int | None = None
                 with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
                     server = int((await client.get(health)).json()["connections"])
-                self.samples.append(
-                    Sample(time.time(), self.connected(), self.attempts(), self.handshakes(), server)
-                )
+                sink(at=round(time.time(), 3), connected=self.connected(), server=server, **self.counters())
                 await pause(stop, 1.0)
+
+
+def live_http_url(live_url: str, path: str) -> str:
+    """The live server's HTTP endpoint `path` (/health, /stale-clients) beside its websocket URL."""
+    return live_url.replace("ws://", "http://", 1).rstrip("/").removesuffix("/live") + path
 
 
 def _established(client: LiveClient) -> bool:
@@ -306,17 +336,6 @@ def _established(client: LiveClient) -> bool:
         return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == _TCP_ESTABLISHED
     except OSError:
         return False
-
-
-def _peak_rate(samples: Sequence[Sample], counter: str, since: float | None, until: float | None) -> float:
-    peak = 0.0
-    for before, after in itertools.pairwise(samples):
-        if (since is not None and after.t < since) or (until is not None and before.t > until):
-            continue
-        seconds = after.t - before.t
-        if seconds > 0:
-            peak = max(peak, (getattr(after, counter) - getattr(before, counter)) / seconds)
-    return round(peak, 1)
 
 
 # -- what the tabs should show ----------------------------------------------------------------------

@@ -7,43 +7,25 @@ the api stays up for everything that does not need the failed component.
 from __future__ import annotations
 
 import asyncio
-import random
 
 import httpx
 
-from harness.record.history import History
-from harness.workloads.load import open_loop
+from harness.workloads.load import TicketTraffic, open_loop
 
 READ_KIND = "read_ticket"
 
 
 class ReadLoad:
-    def __init__(
-        self,
-        api_url: str,
-        token: str,
-        history: History,
-        rng: random.Random,
-        rate: float,
-        tickets: list[int],
-        timeout: float = 2.0,
-        name: str = "reads",
-    ) -> None:
-        if rate <= 0 or not tickets:
-            raise ValueError("a read load needs a positive rate and at least one ticket")
-        self._api_url, self._token, self._history = api_url, token, history
-        self._rng, self.rate, self._tickets, self._timeout, self.name = rng, rate, tickets, timeout, name
+    def __init__(self, traffic: TicketTraffic, name: str = "reads") -> None:
+        self.traffic, self.name = traffic, name
 
     async def run(self, stop: asyncio.Event) -> None:
-        headers = {"Authorization": f"Bearer {self._token}"}
-        async with httpx.AsyncClient(
-            base_url=self._api_url, headers=headers, timeout=self._timeout
-        ) as client:
-            await open_loop(self.rate, stop, lambda n: self._read(client, n), self._refuse)
+        async with self.traffic.client() as client:
+            await open_loop(self.traffic.rate, stop, lambda n: self._read(client, n), self._refuse)
 
     async def _read(self, client: httpx.AsyncClient, n: int) -> None:
-        ticket = self._rng.choice(self._tickets)
-        op = self._history.invoke(f"{self.name}-{n % 8}", READ_KIND, None, ticket_id=ticket)
+        ticket = self.traffic.rng.choice(self.traffic.tickets)
+        op = self.traffic.history.invoke(f"{self.name}-{n % 8}", READ_KIND, None, ticket_id=ticket)
         try:
             reply = await client.get(f"/tickets/{ticket}")
         except httpx.ConnectError as exc:
@@ -58,4 +40,6 @@ class ReadLoad:
             op.fail(f"HTTP {reply.status_code}", status=reply.status_code)
 
     def _refuse(self, n: int) -> None:
-        self._history.invoke(f"{self.name}-{n % 8}", READ_KIND).fail("harness: too many requests in flight")
+        self.traffic.history.invoke(f"{self.name}-{n % 8}", READ_KIND).fail(
+            "harness: too many requests in flight"
+        )

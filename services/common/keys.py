@@ -64,6 +64,9 @@ def job_done(job_id: str) -> str:
     return f"job:{job_id}:done"
 
 
+LIVE_BLOCKED_AGENTS = "live:blocked_agents"  # set: agents whose outdated builds an operator blocked
+
+
 def live_stream(channel: str) -> str:
     """Bounded stream of live updates; entry ids are `<seq>-0`."""
     return f"live:{channel}"

@@ -44,6 +44,7 @@ class Banner(StrEnum):
     NOT_CONNECTED = "not_connected"  # the red "Not connected to live updates" banner
     STALE_RELOAD = "stale_reload"  # "stale live notifications connection, reload" (closed 4002)
     UNAUTHORIZED = "unauthorized"  # closed 4001
+    TOO_MANY_TABS = "too_many_tabs"  # "live updates paused: close your other tabs" (closed 4008)
 
 
 @dataclass
@@ -214,6 +215,9 @@ class LiveClient:
                 break
             if advice is Advice.STOP_UNAUTHORIZED:
                 self._terminal = Banner.UNAUTHORIZED
+                break
+            if advice is Advice.TOO_MANY_TABS:
+                self._terminal = Banner.TOO_MANY_TABS
                 break
             await self._pause(self.policy.next_delay())
 

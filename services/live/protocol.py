@@ -45,7 +45,7 @@ Close codes (``CloseCode``)
 | 4001 | UNAUTHORIZED | missing or invalid token | stop |
 | 4002 | UNSUPPORTED_VERSION | protocol version is not the server's: a stale client | stop, banner "reload" |
 | 4003 | MALFORMED_FRAME | binary/non-JSON frame, unknown type, unreadable resume | reconnect (backoff) |
-| 4008 | TOO_MANY_CONNECTIONS | agent at LIVE_MAX_CONNECTIONS_PER_AGENT sessions | reconnect (backoff) |
+| 4008 | TOO_MANY_CONNECTIONS | agent at LIVE_MAX_CONNECTIONS_PER_AGENT sessions | stop, "too many tabs" |
 | 4009 | HEARTBEAT_TIMEOUT | nothing heard for LIVE_HEARTBEAT_TIMEOUT_S (half-open) | reconnect, resume |
 
 4002 is the hardened answer to a stale client: an ``error`` frame ``unsupported_version`` with
@@ -92,6 +92,7 @@ class Advice(Enum):
     RECONNECT = "reconnect"  # after the reconnect policy's delay
     RELOAD = "reload"  # stale client: only a reload (a newer build) can help
     STOP_UNAUTHORIZED = "unauthorized"  # the token is wrong; retrying cannot help
+    TOO_MANY_TABS = "too_many_tabs"  # the agent's other tabs hold every seat: retrying only adds load
 
 
 def advice_for_close(code: int | None) -> Advice:
@@ -100,6 +101,8 @@ def advice_for_close(code: int | None) -> Advice:
         return Advice.STOP_UNAUTHORIZED
     if code == CloseCode.UNSUPPORTED_VERSION:
         return Advice.RELOAD
+    if code == CloseCode.TOO_MANY_CONNECTIONS:
+        return Advice.TOO_MANY_TABS
     return Advice.RECONNECT
 
 

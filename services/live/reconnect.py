@@ -84,3 +84,12 @@ class NaiveBackoff:
 
     def on_stable(self) -> None:
         self.attempt = 0
+
+
+def policy_named(name: str, cap: float = 30.0) -> ReconnectPolicy:
+    """The web app's reconnect policy for a `LIVE_CLIENT_RECONNECT` setting (full_jitter | naive)."""
+    if name == "full_jitter":
+        return FullJitterBackoff(cap=cap)
+    if name == "naive":
+        return NaiveBackoff(cap=cap)
+    raise ValueError(f"unknown reconnect policy {name!r}: expected full_jitter or naive")

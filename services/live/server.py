@@ -5,7 +5,9 @@ the per-agent cap, then receives a snapshot (or the updates it missed, on resume
 The protocol and close codes are described in ``services.live.protocol``.
 
 HTTP on the same port: ``GET /health`` -> 200 ``{"status": "alive", "service": "live", "protocol": N,
-"connections": n, ...}``; ``GET /metrics`` -> Prometheus text; websocket upgrades on ``/live``.
+"connections": n, ...}``; ``GET /metrics`` -> Prometheus text; ``GET /stale-clients`` -> agents seen
+on an outdated protocol version and those blocked (``services.live.outdated``); websocket upgrades on
+``/live``.
 
 Switches (environment): LIVE_PORT (8765), LIVE_PROTOCOL (1), LIVE_RESUME (on), LIVE_HISTORY (1000, used by
 publishers), LIVE_STALE_CLIENT_CLOSE (reload | reconnect), LIVE_MAX_HANDSHAKES_PER_S (200; 0 = unlimited),
@@ -37,9 +39,11 @@ from services.live import protocol
 from services.live.admission import ConnectionCap, HandshakeRateLimiter
 from services.live.fanout import Fanout
 from services.live.metrics import CONTENT_TYPE, LiveMetrics
+from services.live.outdated import Blocklist, StaleClients
 from services.live.protocol import CloseCode, MalformedFrame, Pong, Subscribe
 from services.live.sequence import resume_is_possible
 from services.live.session import Session
+from services.live.shared_read import SharedRead
 from services.live.state import read_missed, read_snapshot
 
 log = logging.getLogger("live.server")
@@ -74,6 +78,9 @@ class LiveServer:
         # A read never brings more than half a send queue: a burst alone cannot overflow a healthy client.
         batch = max(1, min(500, settings.live_send_queue // 2))
         self.fanout = Fanout(self._reader_redis, self.metrics, batch=batch)
+        self.stale_clients = StaleClients()
+        self._snapshots = SharedRead(lambda: read_snapshot(self._redis))
+        self.blocklist = Blocklist(self._reader_redis)
 
     # --- HTTP -----------------------------------------------------------------------------------
 
@@ -91,6 +98,10 @@ class LiveServer:
                 "stale_close": self.settings.live_stale_close,
                 "switches": self.settings.switches(),
             }
+            return _respond(connection, 200, json.dumps(body), "application/json")
+        if path == "/stale-clients":
+            now = asyncio.get_running_loop().time()
+            body = {"agents": self.stale_clients.report(now), "blocked": sorted(self.blocklist.agents)}
             return _respond(connection, 200, json.dumps(body), "application/json")
         if path == "/metrics":
             return _respond(connection, 200, self.metrics.render().decode(), CONTENT_TYPE)
@@ -128,7 +139,8 @@ class LiveServer:
             return
         server_version = self.settings.live_protocol
         if not protocol.accepts(handshake, server_version):
-            if self.settings.live_stale_close == "reconnect":
+            self.stale_clients.saw(agent, loop_now)
+            if self.settings.live_stale_close == "reconnect" and agent not in self.blocklist:
                 # The incident: the stale client is told the service restarts, so it comes straight back.
                 self.metrics.handshakes.labels("stale_reconnect").inc()
                 await ws.close(CloseCode.SERVICE_RESTART, "service restart")
@@ -192,7 +204,7 @@ class LiveServer:
                 return dict(missed.current)
         if resume is not None:
             self.metrics.resumes.labels("reset").inc()
-        snapshot = await read_snapshot(self._redis)
+        snapshot = await self._snapshots.get()
         await ws.send(protocol.snapshot(version, snapshot.channels, reset=resume is not None))
         return snapshot.positions
 
@@ -266,7 +278,11 @@ class LiveServer:
         # websockets' own pings back the application heartbeat up; they fire later, so 4009 comes first.
         ping_interval = settings.live_heartbeat_s if timeout > 0 and settings.live_heartbeat_s > 0 else None
         ping_timeout = timeout + settings.live_heartbeat_s if ping_interval else None
-        tasks = [asyncio.create_task(self.fanout.run()), asyncio.create_task(self.heartbeat())]
+        tasks = [
+            asyncio.create_task(self.fanout.run()),
+            asyncio.create_task(self.heartbeat()),
+            asyncio.create_task(self.blocklist.run()),
+        ]
         async with serve(
             self.handle,
             host,

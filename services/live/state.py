@@ -10,6 +10,11 @@ import redis.asyncio as aioredis
 from services.common import keys
 from services.common.live_feed import CHANNELS
 
+# The channels whose state a snapshot carries (view counts, agents' availability): a client that
+# starts over from a snapshot shows them right. Typing, presence and assignment are events: a
+# snapshot carries only their sequence, so what was published while a client was away is missed.
+SNAPSHOT_STATE_CHANNELS = ("views", "availability")
+
 
 @dataclass(frozen=True)
 class Snapshot:

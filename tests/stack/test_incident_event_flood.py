@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from faults.scenarios.helpscout_2017_event_flood import EventFlood
+
 pytestmark = [pytest.mark.stack, pytest.mark.chaos, pytest.mark.incident("helpscout-2017-event-flood")]
 
 
@@ -30,10 +32,8 @@ def test_vulnerable_flood_trips_the_memory_alarm_and_is_caught(outage_run):
     summary = json.loads((Path(result.details["report_dir"]) / "summary.json").read_text())
     assert summary["verdict"] == "deviated"
     failed = {check["name"] for check in summary["checks"] if not check["passed"]}
-    # Normal traffic is out end to end: posted messages are processed (and their view updates
-    # arrive) only many seconds later. The posts themselves are often answered at once, onto a
-    # blocked connection, so their own latency may look fine; some are lost when the firewall cuts it.
-    assert {"no_publisher_blocked", "live_updates_flowing"} <= failed
-    assert summary["metrics"]["memory_alarm_at_s"] is not None
-    assert "api" in summary["metrics"]["blocked_services"]
-    assert summary["metrics"]["runbook_applied"] is True
+    # What the postmortem's users saw: ordinary message posts fail or time out while the broker
+    # blocks its publishers, and agents' views stop updating.
+    assert set(EventFlood.vulnerable_symptoms) <= failed
+    assert "normal_traffic_errors_during_flood" in failed
+    assert summary["metrics"]["runbook_applied"] == "yes"

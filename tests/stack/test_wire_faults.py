@@ -288,7 +288,7 @@ _HARNESS_HOLDING_WIRE_FAULTS = textwrap.dedent(
     from harness.stack.compose_stack import ComposeStack
     from harness.stack.ledger import FaultLedger
 
-    outage_stack, ledger = ComposeStack(), FaultLedger()
+    stack, ledger = ComposeStack(), FaultLedger()
     for fault in (
         LinkPartition("worker", peers=["rabbit1", "rabbit2", "rabbit3"]),
         PacketLoss("api", peers=["redis"], share=0.2),
@@ -297,7 +297,7 @@ _HARNESS_HOLDING_WIRE_FAULTS = textwrap.dedent(
         CpuThrottle("worker", cpus=0.5),
         MemoryPressure("api", limit_mib=1024),
     ):
-        apply(outage_fault, outage_stack, ledger)
+        apply(fault, stack, ledger)
     print("faults in place", flush=True)
     time.sleep(600)
     """

@@ -410,3 +410,52 @@ def test_a_lost_message_is_named_by_the_path_that_lost_it():
     paths = lost_paths(history, ("post_message",))
 
     assert paths == {RETRIED_AFTER_UNKNOWN: 1, FIRST_ATTEMPT: 1}
+
+
+def _snapshot(history: History, client: str, channel: str, seq: int, session: int, carried: bool) -> None:
+    history.observe(
+        "live_update",
+        f"{channel}:{seq}",
+        0.0,
+        client=client,
+        channel=channel,
+        seq=seq,
+        session=session,
+        snapshot=True,
+        carried=carried,
+    )
+
+
+def test_a_plain_snapshot_restoring_a_channels_state_skips_nothing_the_agent_needs():
+    history = History()
+    _snapshot(history, "alice", "views", 1, session=1, carried=True)
+    _update(history, "alice", 2, session=1)
+    _snapshot(history, "alice", "views", 9, session=2, carried=True)  # reconnected without resume
+    _update(history, "alice", 10, session=2)
+
+    verdict = check_live(history)
+
+    assert (verdict.gaps, verdict.missed, verdict.missed_by_snapshot, verdict.duplicates) == (0, 0, 0, 0)
+    assert verdict.updates == 2  # baselines are not updates
+
+
+def test_events_a_snapshot_jumps_over_on_a_channel_it_does_not_carry_are_missed():
+    history = History()
+    _snapshot(history, "alice", "typing", 3, session=1, carried=False)
+    history.observe("live_update", "typing:4", 0.0, client="alice", channel="typing", seq=4, session=1)
+    _snapshot(history, "alice", "typing", 9, session=2, carried=False)  # typing 5..9 never shown
+
+    verdict = check_live(history)
+
+    assert verdict.gaps == 0
+    assert (verdict.missed_by_snapshot, verdict.missed_in_all) == (5, 5)
+
+
+def test_a_new_session_starting_where_the_last_ended_is_neither_a_gap_nor_a_duplicate():
+    history = History()
+    _snapshot(history, "alice", "typing", 3, session=1, carried=False)
+    _snapshot(history, "alice", "typing", 3, session=2, carried=False)
+
+    verdict = check_live(history)
+
+    assert (verdict.duplicates, verdict.missed_in_all) == (0, 0)

@@ -11,7 +11,7 @@ from harness.record.report import RunResult, render_debrief
 from harness.record.timeline import Timeline
 
 
-def _debrief(**metrics: object) -> str:
+def _debrief(only_metrics: dict | None = None, **metrics: object) -> str:
     scenario = scenario_class("worker-crash")()
     timeline = Timeline()
     timeline.enter("setup")
@@ -30,7 +30,9 @@ def _debrief(**metrics: object) -> str:
             Check("messages.duplicated", True, "0", "0 applied twice"),
         ],
         timings={"time_to_detect_s": None, "time_to_recover_s": 16.24, "replay_s": 5.0},
-        metrics={
+        metrics=only_metrics
+        if only_metrics is not None
+        else {
             "load_rate_per_s": 40,
             "api_statuses": {"202": 1100, "503": 100},
             "api_latency": {"count": 1200, "p50": 0.0045, "p99": 0.0243},
@@ -107,3 +109,10 @@ def test_the_postmortem_sections_are_all_there_in_order():
         "## Action items",
     ]
     assert "Fix what let `messages.lost` fail; rerun with seed 3" in debrief
+
+
+def test_a_run_without_figures_has_no_figure_tables_and_no_empty_rows():
+    debrief = _debrief(only_metrics={})
+    assert "### Other figures" not in debrief and "### API latency" not in debrief
+    assert not [row for row in _table_rows(debrief) if row.startswith("|  |")]
+    assert "### Customer messages" in debrief and "### Timings" in debrief

@@ -19,13 +19,14 @@ OUTAGE = os.path.join(os.path.dirname(sys.executable), "outage")
 
 
 def outage(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OUTAGE_PROJECT": "drill-bad-input"}
+    env = {**os.environ, "OUTAGE_PROJECT": "drill-bad-input", "OUTAGE_STATE_DIR": str(tmp_path / "state")}
     return subprocess.run([OUTAGE, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
 
 
 def nothing_started(tmp_path: Path) -> bool:
-    state_dir = tmp_path / ".outage" / "drill-bad-input" / "drill"
-    return not (state_dir / "state.json").exists() and not (state_dir / "daemon.log").exists()
+    """No drill daemon was launched: it would have left its state file and its log."""
+    drill_dir = tmp_path / "state" / "drill-bad-input" / "drill"
+    return not (drill_dir / "state.json").exists() and not (drill_dir / "daemon.log").exists()
 
 
 def test_an_unknown_scenario_id_is_refused_with_the_known_ones_and_nothing_starts(tmp_path):

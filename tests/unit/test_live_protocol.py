@@ -82,6 +82,7 @@ def test_live_url_round_trips_through_the_handshake_parser():
     [
         (CloseCode.UNAUTHORIZED, Advice.STOP_UNAUTHORIZED),
         (CloseCode.UNSUPPORTED_VERSION, Advice.RELOAD),
+        (CloseCode.TOO_MANY_CONNECTIONS, Advice.TOO_MANY_TABS),
         (CloseCode.GOING_AWAY, Advice.RECONNECT),
         (CloseCode.SERVICE_RESTART, Advice.RECONNECT),
         (CloseCode.TRY_AGAIN_LATER, Advice.RECONNECT),

@@ -46,3 +46,17 @@ def test_a_dry_run_prints_the_plan_and_the_diff_without_a_stack(capsys, monkeypa
     assert "settings that differ between the profiles" in out
     assert "ACK_AFTER_WORK" in out and "vulnerable=off" in out
     assert out == render(next(s for s in SCENARIOS if s.id == "worker-crash")(), ("hardened",))
+
+
+def test_no_scenario_branches_on_the_profile_name_only_on_declared_settings():
+    import ast
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "faults" / "scenarios"
+    readers = [
+        f"{path.name}:{node.lineno}"
+        for path in sorted(folder.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "profile" and isinstance(node.value, ast.Name)
+    ]
+    assert readers == [], "read run.settings, not run.profile"

@@ -13,6 +13,16 @@ pytest_plugins = ["pytester"]
 DEAD_DOCKER = "unix:///nonexistent/outage-lab-test/docker.sock"
 
 
+def _ini(pytester: pytest.Pytester, lines: str = "") -> None:
+    # pytest-asyncio, installed beside the plugin, warns about every session without this line.
+    pytester.makeini(f"[pytest]\nasyncio_default_fixture_loop_scope = function\n{lines}\n")
+
+
+@pytest.fixture(autouse=True)
+def quiet_ini(pytester: pytest.Pytester) -> None:
+    _ini(pytester)
+
+
 @pytest.fixture
 def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", DEAD_DOCKER)
@@ -81,7 +91,7 @@ def _header(pytester: pytest.Pytester, *args: str) -> str:
 def test_use_running_takes_the_command_line_over_the_typed_ini_value(
     pytester: pytest.Pytester, ini: str, args: tuple[str, ...], mode: str
 ):
-    pytester.makeini(f"[pytest]\n{ini}\n")
+    _ini(pytester, ini)
     assert f"({mode})" in _header(pytester, *args)
 
 
@@ -97,7 +107,7 @@ def test_use_running_takes_the_command_line_over_the_typed_ini_value(
 def test_keep_stack_is_a_typed_ini_option_with_a_no_override(
     pytester: pytest.Pytester, ini: str, args: tuple[str, ...], kept: bool
 ):
-    pytester.makeini(f"[pytest]\n{ini}\n")
+    _ini(pytester, ini)
     pytester.makepyfile(
         f"""
         from harness.interfaces.pytest_plugin import _flag
@@ -117,7 +127,7 @@ def test_the_report_header_names_the_compose_project_and_where_reports_are_kept(
     assert "compose project plugin-header" in _header(pytester)
     assert "pytest's temporary folders" in _header(pytester)
 
-    pytester.makeini("[pytest]\noutage_report_dir = reports/runs\n")
+    _ini(pytester, "outage_report_dir = reports/runs")
     assert f"scenario reports in {pytester.path / 'reports' / 'runs'}" in _header(pytester)
     chosen = pytester.path / "ci-reports"
     assert f"scenario reports in {chosen}" in _header(pytester, "--outage-report-dir", str(chosen))

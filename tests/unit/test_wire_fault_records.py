@@ -3,6 +3,9 @@ are the ones asked for (the stack tests show the rules' effect)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from faults.base import fault_from_record, fault_kinds
@@ -84,3 +87,14 @@ def test_cgroup_v2_limits_count_swap_with_memory_as_docker_does():
 def test_unreadable_cgroup_files_are_an_error_not_a_guess():
     with pytest.raises(CgroupReadError):
         parse_limits("cat: /sys/fs/cgroup/cpu.max: No such file or directory")
+
+
+def test_heal_rebuilds_every_family_from_a_fresh_process_that_imported_none_of_them():
+    # `outage heal` runs in a new process: the ledger's kinds must resolve without prior imports.
+    script = (
+        "from faults.base import fault_from_record\n"
+        "print(type(fault_from_record({'kind': 'cpu_throttle', 'service': 'worker', 'cpus': 1})).__name__)\n"
+        "print(type(fault_from_record({'kind': 'link_partition', 'service': 'worker'})).__name__)"
+    )
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert output.split() == ["CpuThrottle", "LinkPartition"]

@@ -28,6 +28,7 @@ echo "table wait: ${wait_ms} ms x ${wait_retries} retries" >&2
 sed -e "s/@TABLE_WAIT_MS@/$wait_ms/" \
     -e "s/@TABLE_WAIT_RETRIES@/$wait_retries/" \
     -e "s/@MEMORY_WATERMARK_LINE@/$watermark_line/" \
+    -e "s/@MEMORY_LIMIT_BYTES@/${RABBITMQ_MEMORY_LIMIT_BYTES:?}/" \
     -e "s/@WAL_MAX_SIZE_BYTES@/${RABBITMQ_WAL_MAX_SIZE_BYTES:-8388608}/" \
     -e "s/@DEFAULT_USER@/${RABBITMQ_DEFAULT_USER:?}/" \
     -e "s/@DEFAULT_PASS@/${RABBITMQ_DEFAULT_PASS:?}/" \
