@@ -75,5 +75,5 @@ def test_a_wrapper_that_breaks_after_the_fetch_loses_taken_jobs_only_from_a_naiv
         assert summary["timings"]["time_to_detect_s"] is None
         # BRPOP took the job, the broken wrapper raised: the email is gone for good.
         assert set(scenario.vulnerable_symptoms) <= failed
-        assert scenario.emails_imported_lost(record) > 0
+        assert scenario.emails_delivered_lost(record) > 0
     assert "## Timeline" in (report_dir / "debrief.md").read_text()

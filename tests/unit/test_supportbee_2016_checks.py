@@ -1,11 +1,9 @@
-"""The SupportBee 2016 checks fail when the record shows what no real run of ours shows: a backlog
-that never settles after the rollback, an email never delivered, an email delivered twice.
+"""The SupportBee 2016 checks fail on what they guard against: a backlog that never settles after
+the rollback, an email never delivered, an email delivered twice, a run without its alerts.
 
 Each test edits a kept record (tests/records) in a temporary copy and re-judges it from its files,
-exactly as `outage check` would. Run as a module, it writes the edited record that
-tests/unit/test_recorded_runs.py keeps beside the real ones:
-
-    python -m tests.unit.test_supportbee_2016_checks
+exactly as `outage check` would. The kept vulnerable run passes every email and backlog check (its
+only failure is the missed detection), the kept hardened run detected the release in seconds.
 """
 
 from __future__ import annotations
@@ -17,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from faults.scenarios.supportbee_2016_broken_background_jobs import ROLLED_BACK, BrokenBackgroundJobs
-from harness.checks.recheck import recheck
 from harness.record.record import Record
 
 RECORDS = Path(__file__).resolve().parents[1] / "records" / BrokenBackgroundJobs.id
-HARDENED = RECORDS / "hardened"
-NEVER_CLEARED = RECORDS / "edited-backlog-never-cleared"
+HARDENED = RECORDS / "hardened-starved"
+VULNERABLE = RECORDS / "vulnerable"
 EDITED_FILES = ("meta.json", "timeline.jsonl", "history.jsonl", "samples.jsonl")
 Rows = list[dict[str, Any]]
 
@@ -57,7 +54,7 @@ def backlog_never_settles(file: str, rows: Rows) -> Rows:
         rows[0]["edited"] = "every probe sample after the rollback shows 1000 jobs waiting"
     if file != "samples.jsonl":
         return rows
-    rolled_back = _rollback_t(read_rows(HARDENED / "timeline.jsonl"))
+    rolled_back = _rollback_t(read_rows(VULNERABLE / "timeline.jsonl"))
     for row in rows:
         if row["stream"] == "probe" and row["t"] >= rolled_back:
             row["jobs_pending"], row["oldest_job_age_s"] = 1000, 60.0
@@ -72,14 +69,14 @@ def _first_delivery(rows: Rows) -> dict[str, Any]:
     return next(r for r in rows if r.get("type") == "observation" and r["kind"] == "email_delivered")
 
 
-def test_the_kept_hardened_record_passes_every_email_and_backlog_check():
-    statuses = _statuses(HARDENED)
+def test_the_kept_vulnerable_record_passes_every_email_and_backlog_check():
+    statuses = _statuses(VULNERABLE)
     assert statuses["backlog.cleared"] == "passed"
     assert statuses["emails_delivered.lost"] == statuses["emails_delivered.duplicated"] == "passed"
 
 
 def test_a_backlog_that_never_settles_after_the_rollback_fails_backlog_cleared(tmp_path):
-    edited = edited_copy(HARDENED, tmp_path / "edited", backlog_never_settles)
+    edited = edited_copy(VULNERABLE, tmp_path / "edited", backlog_never_settles)
 
     assert _statuses(edited)["backlog.cleared"] == "failed"
     figure = BrokenBackgroundJobs().backlog_clear_s(Record.load(edited))
@@ -96,7 +93,7 @@ def test_an_email_never_delivered_fails_emails_delivered_lost(tmp_path):
         dropped.append(gone["key"])
         return [r for r in rows if r is not gone]
 
-    edited = edited_copy(HARDENED, tmp_path / "edited", drop_one_delivery)
+    edited = edited_copy(VULNERABLE, tmp_path / "edited", drop_one_delivery)
 
     assert _statuses(edited)["emails_delivered.lost"] == "failed"
     assert BrokenBackgroundJobs().emails_delivered_lost(Record.load(edited)) == 1
@@ -106,7 +103,7 @@ def test_an_email_delivered_twice_fails_emails_delivered_duplicated(tmp_path):
     def deliver_one_twice(file: str, rows: Rows) -> Rows:
         return [*rows, dict(_first_delivery(rows))] if file == "history.jsonl" else rows
 
-    edited = edited_copy(HARDENED, tmp_path / "edited", deliver_one_twice)
+    edited = edited_copy(VULNERABLE, tmp_path / "edited", deliver_one_twice)
 
     assert _statuses(edited)["emails_delivered.duplicated"] == "failed"
 
@@ -119,18 +116,3 @@ def test_a_run_whose_alerts_are_taken_out_of_the_record_is_not_detected(tmp_path
 
     assert _statuses(HARDENED)["detection.within_60s"] == "passed"
     assert _statuses(edited)["detection.within_60s"] == "failed"
-
-
-def write_kept_edited_record() -> Path:
-    """The edited record kept beside the real ones, with the summary its re-judging gives."""
-    edited = edited_copy(HARDENED, NEVER_CLEARED, backlog_never_settles)
-    for name in ("history.jsonl", "samples.jsonl"):
-        (edited / f"{name}.gz").write_bytes(gzip.compress((edited / name).read_bytes(), 9, mtime=0))
-        (edited / name).unlink()
-    summary = recheck(edited).result.summary()
-    (edited / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return edited
-
-
-if __name__ == "__main__":
-    print(f"wrote {write_kept_edited_record()}")
