@@ -4,16 +4,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 REPORTS ?= reports
 
-.PHONY: setup venv images up demo test test-unit lint bench down clean
+.PHONY: setup venv images browser up demo test test-unit lint bench dist down clean
 
-setup: venv images
+setup: venv images browser
+
+# Debian's chromium and its driver, for the drill board's browser test (skipped, saying why, without them).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver) \
+		|| echo "could not install chromium: the board's browser test will be skipped"; \
+	else echo "no chromium and no apt-get as root: the board's browser test will be skipped"; fi
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# pyproject.toml declares ranges; constraints.txt pins the versions this project is tested with.
+$(VENV)/.installed: pyproject.toml constraints.txt services/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 images: venv
@@ -29,7 +38,10 @@ test: setup
 	$(BIN)/ruff check harness faults services tests bench
 	$(BIN)/pytest tests/unit -q
 	$(BIN)/outage up --no-build
-	$(BIN)/pytest tests/stack -q --outage-use-running --durations=20 --junitxml=$(REPORTS)/junit.xml
+	$(BIN)/pytest tests/stack -q --outage-use-running --outage-report-dir $(REPORTS)/runs --durations=20 --junitxml=$(REPORTS)/junit.xml
+	# Every run the stack tests made is judged again from its record alone, to the live verdict.
+	$(BIN)/outage check --against-live $$(find $(REPORTS)/runs -name summary.json -printf '%h ') > $(REPORTS)/recheck.txt
+	@echo "every recorded run re-judged offline to its live verdict ($(REPORTS)/recheck.txt)"
 
 test-unit: venv
 	$(BIN)/pytest tests/unit -q
@@ -38,11 +50,15 @@ lint: venv
 	$(BIN)/ruff check harness faults services tests bench
 	$(BIN)/ruff format --check harness faults services tests bench
 
-bench: venv
-	$(BIN)/python bench/checker_bench.py
+bench: up
+	$(BIN)/python bench/ratios.py
+
+# The sdist and the wheel: everything `outage` needs ships in them (see "Installing from a wheel").
+dist: venv
+	$(BIN)/python -m build --outdir dist
 
 down: venv
 	$(BIN)/outage down --volumes
 
 clean: down
-	rm -rf $(VENV) compose/.build $(REPORTS) .outage
+	rm -rf $(VENV) $(REPORTS) dist

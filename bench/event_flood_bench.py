@@ -6,7 +6,8 @@ figures the incident report asks for. Needs the stack up (`outage up`).
 Full-size runs, 2026-11-21 ~08:40-09:00 UTC, quiet 2-core machine, one stack:
 - hardened (held): 300,000 events through the bulk lane, the bulk action answered 202 after
   93.8 s (it waits whenever its lane holds 5,000 events); broker watermark 112 MiB (memory at rest
-  + 20 MiB), peak 98 MiB, no memory alarm, no blocked connection; peak depth events.bulk.batches
+  + 20 MiB, since replaced by the container limit's relative watermark), peak 98 MiB, no memory
+  alarm, no blocked connection; peak depth events.bulk.batches
   19 (of 200), events.worker 6; 300,000 of 300,000 tickets updated in 95.2 s at 3,156 events/s;
   messages 2,439 acknowledged, lost 0, dup 0; message posts during the flood p50 0.038 s,
   p99 0.374 s, 0 errors of 1,976; live-update p50 0.18 s, p99 0.68 s. 2 min 25 s wall.
@@ -27,19 +28,19 @@ from harness.engine.runner import run_scenario
 from harness.stack.compose_stack import ComposeStack
 
 FIGURES = (
-    "flood_tickets",
-    "bulk_action",
-    "peak_queue_depth",
-    "peak_queue_depth_total",
-    "memory_watermark_bytes",
-    "memory_alarm_at_s",
-    "memory_alarm_nodes",
-    "blocked_services",
-    "api_message_posts_during_flood",
-    "live_update_latency_during_flood_s",
-    "bulk_applied",
-    "drain_time_s",
-    "drain_rate_eps",
+    "broker_memory_at_rest_mib",
+    "memory_watermark_mib",
+    "broker_peak_memory_mib",
+    "peak_to_watermark_margin_mib",
+    "peak_events_queued",
+    "memory_alarm_after_flood_s",
+    "bulk_request_s",
+    "message_post_errors_during_flood",
+    "message_post_p99_during_flood_s",
+    "live_update_p99_during_flood_s",
+    "bulk_tickets_not_updated",
+    "bulk_drain_s",
+    "runbook_applied",
 )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from faults.scenarios.proto_2023_gateway_throttling import GatewayThrottling, Population
+from harness.checks.expect import figure_methods
 from harness.engine.runner import run_scenario
 from harness.record.report import RunResult
 from harness.stack.compose_stack import ComposeStack
@@ -25,44 +26,15 @@ from harness.stack.compose_stack import ComposeStack
 SCENARIO = GatewayThrottling.id
 
 
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
-
-
 def _print_result(profile: str, result: RunResult) -> None:
-    figures = result.metrics.get("gateway", {})
     print(f"\n== {SCENARIO} ({profile}): {result.verdict} in {result.wall_s:.0f} s")
     if result.error:
         print(f"harness error: {result.error}")
     for check in result.checks:
         mark = "ok  " if check.passed else "FAIL"
         print(f"  {mark} {check.name}: {check.observed} (want {check.expected})")
-    if not figures:
-        return
-    print("population:", json.dumps(figures["agents"]))
-    print("phase marks (s from load start):", json.dumps(figures["marks_s"]))
-    print("latency by phase (count / p50 / p99):")
-    for phase, row in figures["latency_by_phase_s"].items():
-        cells = [f"{size} {v['count']} / {_ms(v['p50'])} / {_ms(v['p99'])}" for size, v in row.items()]
-        print(f"  {phase:<15} {'   '.join(cells)}")
-    print(
-        f"request rate: steady {figures['steady_rate_per_s']}/s; after the fix's restart "
-        f"{figures['restart_peak_rate_per_s']}/s at peak ({figures['restart_peak_ratio']}x); "
-        f"release deploy {figures['release_deploy_peak_rate_per_s']}/s; "
-        f"rollback {figures['rollback_peak_rate_per_s']}/s"
-    )
-    whole_run_gap = figures["chatbot_longest_gap_whole_run_s"]
-    print("chatbot:", json.dumps(figures["chatbot"]), f"(whole run: {whole_run_gap} s)")
-    print("not answered, by size:", json.dumps(figures["not_ok_by_size"]))
-    print("retries given up:", json.dumps(figures["retries_given_up"]))
-    print("redis by phase:", json.dumps(figures["redis"]))
-    print("over time (t: rate/s ok-share p99 ms, ordinary | large):")
-    rows = figures["over_time"]
-    for ordinary, large in zip(rows[::2], rows[1::2], strict=True):
-        print(
-            f"  {ordinary['t']:>6}: {ordinary['rate_per_s']:>6} {ordinary['ok_share']} {ordinary['p99_ms']}"
-            f"  |  {large['rate_per_s']:>5} {large['ok_share']} {large['p99_ms']}"
-        )
+    for name in figure_methods(GatewayThrottling):  # every figure the record gives, as the report shows it
+        print(f"  {name}: {result.metrics.get(name, '-')}")
     print("messages:", json.dumps(result.messages))
 
 

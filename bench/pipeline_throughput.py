@@ -2,7 +2,8 @@
 
 Posts N messages with a fixed number of concurrent clients (closed loop: as fast as the stack
 answers), then waits until the worker has processed every acknowledged one. Prints the figures.
-Needs the stack up (`outage up`).
+Needs the stack up (`outage up`). bench/ratios.py also takes the broker's own ceiling and the relay's
+replay rate from here.
 """
 
 from __future__ import annotations
@@ -10,65 +11,182 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import httpx
+import pika
 
-from harness.checks.checker import check_messages
+from harness.checks.checker import MessageVerdict, check_messages
+from harness.engine.waiting import WaitTimeout, wait_until
 from harness.observe.observer import EffectsObserver
 from harness.record.history import History
 from harness.stack.compose_stack import ComposeStack
-from harness.stack.credentials import agent_token
+from harness.stack.credentials import agent_token, broker_login
+from harness.stack.protocol import Endpoints
 
 
-async def _measure(messages: int, concurrency: int, tickets: int) -> None:
+@dataclass
+class PipelineFigures:
+    acked: int
+    lost: int
+    intake_per_s: float
+    end_to_end_per_s: float
+    p50_s: float
+    p99_s: float
+
+
+@dataclass
+class Ceiling:
+    publish_per_s: float
+    consume_per_s: float
+
+
+async def _tickets(api: httpx.AsyncClient, count: int) -> list[int]:
+    ids = []
+    for n in range(count):
+        reply = await api.post("/tickets", json={"subject": f"bench {n}", "customer": "b@example.test"})
+        ids.append(reply.json()["id"])
+    return ids
+
+
+async def _post_all(
+    api: httpx.AsyncClient, history: History, ticket_ids: list[int], messages: int, concurrency: int
+) -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(messages):
+        queue.put_nowait(n)
+    run_id = f"{time.time():.0f}"
+
+    async def client(worker: int) -> None:
+        while not queue.empty():
+            n = queue.get_nowait()
+            ticket = ticket_ids[n % len(ticket_ids)]
+            key = f"bench-{run_id}-{n}"
+            op = history.invoke(f"bench-{worker}", "post_message", key, ticket_id=ticket)
+            reply = await api.post(f"/tickets/{ticket}/messages", json={"body": "b", "id": key})
+            if reply.status_code == 202:
+                op.ok()
+            else:
+                op.fail(f"HTTP {reply.status_code}")
+
+    await asyncio.gather(*(client(w) for w in range(concurrency)))
+
+
+async def _all_processed(observer: EffectsObserver, history: History, timeout: float) -> MessageVerdict:
+    async def drained() -> MessageVerdict | None:
+        await observer.read_available()
+        verdict = check_messages(history, op_kind="post_message")
+        return verdict if verdict.lost == 0 else None
+
+    try:
+        return await wait_until(
+            drained, timeout=timeout, what="every acknowledged message processed", interval=0.2
+        )
+    except WaitTimeout:
+        return check_messages(history, op_kind="post_message")
+
+
+async def measure(messages: int, concurrency: int, tickets: int) -> PipelineFigures:
+    """Post `messages` with `concurrency` clients (closed loop), until every one is processed."""
     endpoints = ComposeStack().endpoints()
     history = History()
     observer = EffectsObserver(endpoints.redis, history)
     await observer.start_from_now()
     headers = {"Authorization": f"Bearer {agent_token('bench')}"}
     async with httpx.AsyncClient(base_url=endpoints.api, headers=headers, timeout=10) as api:
-        ticket_ids = [
-            (await api.post("/tickets", json={"subject": f"bench {n}", "customer": "b@example.test"})).json()[
-                "id"
-            ]
-            for n in range(tickets)
-        ]
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for n in range(messages):
-            queue.put_nowait(n)
-
-        async def client(worker: int) -> None:
-            while not queue.empty():
-                n = queue.get_nowait()
-                key = f"bench-{int(time.time())}-{n}"
-                op = history.invoke(f"bench-{worker}", "post_message", key, ticket_id=ticket_ids[n % tickets])
-                reply = await api.post(
-                    f"/tickets/{ticket_ids[n % tickets]}/messages", json={"body": "b", "id": key}
-                )
-                if reply.status_code == 202:
-                    op.ok()
-                else:
-                    op.fail(f"HTTP {reply.status_code}")
-
+        ticket_ids = await _tickets(api, tickets)
         started = time.monotonic()
-        await asyncio.gather(*(client(w) for w in range(concurrency)))
+        await _post_all(api, history, ticket_ids, messages, concurrency)
         acked_in = time.monotonic() - started
-
-    while True:
-        await observer.read_available()
-        verdict = check_messages(history, op_kind="post_message")
-        if verdict.lost == 0 or time.monotonic() - started > 300:
-            break
-        await asyncio.sleep(0.2)
+    verdict = await _all_processed(observer, history, 300)
     processed_in = time.monotonic() - started
     await observer.close()
-    latency = verdict.latency.as_dict()
-    print(
-        f"messages acked: {verdict.acked} of {messages} ({concurrency} concurrent clients, {tickets} tickets)"
+    latency = verdict.latency
+    return PipelineFigures(
+        verdict.acked,
+        verdict.lost,
+        verdict.acked / acked_in,
+        verdict.acked / processed_in,
+        latency.p50 or 0.0,
+        latency.p99 or 0.0,
     )
-    print(f"api intake:     {verdict.acked / acked_in:8.1f} messages/s ({acked_in:.1f} s)")
-    print(f"end to end:     {verdict.acked / processed_in:8.1f} messages/s processed ({processed_in:.1f} s)")
-    print(f"lost: {verdict.lost}  duplicated: {verdict.duplicated}  end-to-end latency: {latency}")
+
+
+async def measure_replay(stack: ComposeStack, messages: int) -> float:
+    """Events per second the relay replays: the relay is stopped while `messages` are accepted
+    into the outbox, then started; timed from its start until the worker processed them all."""
+    endpoints = stack.endpoints()
+    history = History()
+    observer = EffectsObserver(endpoints.redis, history)
+    await observer.start_from_now()
+    headers = {"Authorization": f"Bearer {agent_token('bench')}"}
+    stack.stop("relay")
+    try:
+        async with httpx.AsyncClient(base_url=endpoints.api, headers=headers, timeout=10) as api:
+            ticket_ids = await _tickets(api, 20)
+            await _post_all(api, history, ticket_ids, messages, 32)
+    finally:
+        stack.start("relay")
+    started = time.monotonic()
+    verdict = await _all_processed(observer, history, 300)
+    seconds = time.monotonic() - started
+    await observer.close()
+    if verdict.lost:
+        raise RuntimeError(f"{verdict.lost} messages not replayed within 300 s")
+    return verdict.acked / seconds
+
+
+def broker_ceiling(endpoints: Endpoints, messages: int, publishers: int = 32) -> Ceiling:
+    """What the cluster itself takes: persistent messages with publisher confirms into a quorum
+    queue from `publishers` connections, then one manual-ack consumer draining them."""
+    user, password = broker_login()
+    urls = list(endpoints.amqp.values())
+    queue = f"bench.ceiling.{int(time.time())}"
+
+    def connect(n: int) -> pika.BlockingConnection:
+        address = urls[n % len(urls)].removeprefix("amqp://")
+        host, port = address.split(":")
+        credentials = pika.PlainCredentials(user, password)
+        return pika.BlockingConnection(pika.ConnectionParameters(host, int(port), credentials=credentials))
+
+    setup = connect(0)
+    setup.channel().queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    per_publisher = messages // publishers
+    body = b"x" * 200
+
+    def publish(n: int) -> None:
+        connection = connect(n)
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for _ in range(per_publisher):
+            channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
+        connection.close()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(publishers) as pool:
+        list(pool.map(publish, range(publishers)))
+    publish_s = time.monotonic() - started
+    total = per_publisher * publishers
+
+    channel = setup.channel()
+    channel.basic_qos(prefetch_count=200)
+    consumed = 0
+    started = time.monotonic()
+    for method, _properties, _body in channel.consume(queue, inactivity_timeout=10):
+        if method is None:
+            break
+        channel.basic_ack(method.delivery_tag)
+        consumed += 1
+        if consumed == total:
+            break
+    consume_s = time.monotonic() - started
+    channel.cancel()
+    channel.queue_delete(queue)
+    setup.close()
+    if consumed != total:
+        raise RuntimeError(f"the ceiling's consumer got {consumed} of {total} messages")
+    return Ceiling(total / publish_s, total / consume_s)
 
 
 def main() -> None:
@@ -77,7 +195,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--tickets", type=int, default=20)
     args = parser.parse_args()
-    asyncio.run(_measure(args.messages, args.concurrency, args.tickets))
+    figures = asyncio.run(measure(args.messages, args.concurrency, args.tickets))
+    print(
+        f"acked {figures.acked}, lost {figures.lost}; api intake {figures.intake_per_s:.1f}/s, "
+        f"end to end {figures.end_to_end_per_s:.1f}/s; p50 {figures.p50_s:.3f} s, p99 {figures.p99_s:.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -14,11 +14,11 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from faults.base import Fault
 from faults.containers import KillContainer, StopContainer
-from harness.stack.protocol import BROKER_NODES, Stack
+from harness.engine.waiting import WaitTimeout, wait_until_sync
+from harness.stack.protocol import BROKER_NODES, Stack, StackStatus
 
 DATA_DIR = "/var/lib/rabbitmq"
 # Read by the image's entrypoint at every boot: "<ms> <retries>" overrides the table wait.
@@ -51,7 +51,7 @@ def _write_node_file(stack: Stack, node: str, name: str, content: str) -> None:
         if code != 0:
             raise RuntimeError(f"writing {name} on {node} failed: {output.strip()}")
     else:
-        stack.volume_path_write(node, name, content)  # type: ignore[attr-defined]
+        stack.write_volume_file(node, name, content)
 
 
 def _read_node_file(stack: Stack, node: str, relative_path: str) -> str | None:
@@ -59,7 +59,7 @@ def _read_node_file(stack: Stack, node: str, relative_path: str) -> str | None:
     if _running(stack, node):
         code, output = stack.exec(node, ["cat", f"{DATA_DIR}/{relative_path}"])
         return output if code == 0 else None
-    return stack.volume_path_read(node, relative_path)  # type: ignore[attr-defined]
+    return stack.read_volume_file(node, relative_path)
 
 
 def peers_running_at_shutdown(stack: Stack, node: str) -> list[str] | None:
@@ -110,45 +110,41 @@ def amqp_listening(stack: Stack, node: str) -> bool:
 def diagnose(stack: Stack, node: str) -> str:
     """`rabbitmq-diagnostics check_running` on the node: what the broker says about itself."""
     if not _running(stack, node):
-        container = stack.container(node)  # type: ignore[attr-defined]
-        container.reload()
-        state = container.attrs.get("State", {})
-        return f"container {state.get('Status')} (exit code {state.get('ExitCode')})"
+        state = stack.status().services[node]
+        return f"container {state.state} (exit code {state.exit_code})"
     code, output = stack.exec(node, ["rabbitmq-diagnostics", "-q", "check_running"], timeout=60)
     return f"exit {code}: {' '.join(output.split())[:300]}"
 
 
 def wait_listening(stack: Stack, node: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not amqp_listening(stack, node):
+    def listening() -> bool:
         if not _running(stack, node):
             raise ClusterRestartError(f"{node} exited while booting: {stack.logs(node, tail=15)[-1500:]}")
-        if time.monotonic() > deadline:
-            raise ClusterRestartError(f"{node} did not open its AMQP listener within {timeout:.0f} s")
-        time.sleep(1)
+        return amqp_listening(stack, node)
+
+    try:
+        wait_until_sync(listening, timeout=timeout, what=f"{node} opens its AMQP listener")
+    except WaitTimeout as exc:
+        raise ClusterRestartError(str(exc)) from None
 
 
 def wait_one_cluster(stack: Stack, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def whole() -> StackStatus | None:
         status = stack.status()
         nodes_up = all(status.services[n].state == "running" for n in BROKER_NODES)
-        if nodes_up and status.cluster.one_cluster:
-            return
-        if time.monotonic() > deadline:
-            raise ClusterRestartError(
-                f"no cluster of three after {timeout:.0f} s: {status.cluster.running_nodes}"
-            )
-        time.sleep(1)
+        return status if nodes_up and status.cluster.one_cluster else None
+
+    try:
+        wait_until_sync(whole, timeout=timeout, what="one cluster of three running nodes")
+    except WaitTimeout:
+        raise ClusterRestartError(
+            f"no cluster of three after {timeout:.0f} s: {stack.status().cluster.running_nodes}"
+        ) from None
 
 
 def _started_at(stack: Stack, node: str) -> float:
-    container = stack.container(node)  # type: ignore[attr-defined]
-    started = container.attrs.get("State", {}).get("StartedAt", "")
-    try:
-        return datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00").timestamp()
-    except ValueError:
-        return time.time() - 600
+    started = stack.status().services[node].started_at
+    return started if started is not None else time.time() - 600
 
 
 def request_force_boot(stack: Stack, node: str) -> None:

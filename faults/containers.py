@@ -8,7 +8,7 @@ from faults.base import Fault
 from harness.stack.protocol import Stack
 
 
-def _ensure_running(stack: Stack, service: str) -> None:
+def ensure_running(stack: Stack, service: str) -> None:
     state = stack.status().services[service].state
     if state == "paused":
         stack.unpause(service)
@@ -28,7 +28,7 @@ class KillContainer(Fault):
         stack.kill(self.service, self.signal)
 
     def revert(self, stack: Stack) -> None:
-        _ensure_running(stack, self.service)
+        ensure_running(stack, self.service)
 
 
 @dataclass
@@ -43,7 +43,7 @@ class StopContainer(Fault):
         stack.stop(self.service, self.grace_s)
 
     def revert(self, stack: Stack) -> None:
-        _ensure_running(stack, self.service)
+        ensure_running(stack, self.service)
 
 
 @dataclass
@@ -57,7 +57,7 @@ class PauseContainer(Fault):
         stack.pause(self.service)
 
     def revert(self, stack: Stack) -> None:
-        _ensure_running(stack, self.service)
+        ensure_running(stack, self.service)
 
 
 @dataclass
@@ -71,7 +71,7 @@ class RestartContainer(Fault):
         stack.restart(self.service)
 
     def revert(self, stack: Stack) -> None:
-        _ensure_running(stack, self.service)
+        ensure_running(stack, self.service)
 
 
 @dataclass

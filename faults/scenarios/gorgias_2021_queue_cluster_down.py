@@ -18,12 +18,16 @@ gives up about 8 s after it reaches its database boot step) through the broker's
 (faults/broker.py `TableWaitOverride`). Recovery is the runbook: start the node that stopped last
 first, or `force_boot` one when none did, then the others; the backlog is then replayed.
 
-The vulnerable api publishes each event straight to the broker without confirms, so it answers
-503 for as long as no node serves, and it loses messages it had already acknowledged: while the
-nodes go down one by one, its publishes still reach channels on nodes that are shutting down or
-left in a minority (pause_minority, quorum queues without a quorum); those nodes drop them and
-nobody is told. The hardened api only writes to Redis (message and event in its outbox); the
-relay publishes with confirms after the runbook, and the idempotent worker applies each event once.
+The vulnerable api publishes each event straight to the broker from the request, and keeps
+retrying a failed publish for PUBLISH_RETRY_S (10 s) before it answers 503. With no node serving,
+every message request holds its gateway slot that long: the gateway's 32 slots fill and every
+other call waits behind them, reads included, so the api is down for everyone (the postmortem:
+"no API calls could be responded to", agents could not log in). And it loses acknowledged
+messages on one real path: the message is stored, its publish fails, the client retries with the
+same idempotency key, finds it stored and gets 202, and its event is never published. The
+hardened api only writes to Redis (message and event in its outbox); the relay publishes with
+confirms once the runbook is done, and the idempotent worker applies each event once.
+See gorgias_2021_queue_cluster_down.md for the postmortem's facts and what is reproduced.
 """
 
 from __future__ import annotations
@@ -44,12 +48,17 @@ from faults.broker import (
     wait_one_cluster,
     watch_boot,
 )
+from harness.checks.checker import lost_paths
 from harness.checks.expect import AtLeast, Equals, Expect, Measured, figure
 from harness.checks.replay import availability, replay_after
 from harness.engine.runner import Run
 from harness.engine.scenario import Drill, Scenario, Timing
+from harness.record.history import OK
 from harness.record.record import Record
+from harness.stack import credentials
 from harness.stack.protocol import BROKER_NODES
+from harness.workloads.load import TicketTraffic
+from harness.workloads.reads import READ_KIND, ReadLoad
 
 STOP_ONE_BY_ONE = "stop-one-by-one"
 KILLED_AT_ONCE = "killed-at-once"
@@ -60,6 +69,7 @@ STUCK_TIMEOUT_S = 300  # a loaded machine boots RabbitMQ slowly
 CLUSTER_TIMEOUT_S = 300
 MAX_REPLAY_S = 60.0
 MIN_ACCEPTED_RATIO = 0.99
+READ_RATE = 5.0  # ticket reads per second, open loop
 
 
 def variant_for_seed(seed: int) -> str:
@@ -71,7 +81,7 @@ class QueueClusterDown(Scenario):
     title = "The message-queue cluster is down on every node and cannot restart"
     source = (
         "Gorgias postmortem, 2021-05-17: the queue cluster stuck with all nodes down "
-        "(incidents/gorgias-2021-05-queue-cluster-down.txt)"
+        "(faults/scenarios/gorgias_2021_queue_cluster_down.md)"
     )
     drill = Drill(
         briefing=(
@@ -116,8 +126,16 @@ class QueueClusterDown(Scenario):
             why="the product's promise: a message is accepted while the broker is away (the outbox); "
             "1% room for requests shed while the api itself restarts beside three booting nodes",
         ),
+        Expect(
+            "api.reads_during_outage",
+            "reads_during_outage",
+            AtLeast(100 * MIN_ACCEPTED_RATIO),
+            why="the product's promise: reading a ticket needs no message queue (the postmortem: no API "
+            "call could be answered and agents could not log in); the same 1% room",
+        ),
     )
-    vulnerable_symptoms = ("api.accepted_during_outage",)
+    vulnerable_symptoms = ("api.accepted_during_outage", "api.reads_during_outage", "messages.lost")
+    message_retry_unknown = True  # customers' integrations retry a time-out or a 5xx, same key
     # Message intake may queue for a while when three broker nodes boot on two cores beside it;
     # shedding interactive reads fast is another incident's mitigation, not this one's.
     _INTAKE = {"API_QUEUE_TIMEOUT_S": "3", "API_REQUEST_DEADLINE_S": "5"}
@@ -125,7 +143,7 @@ class QueueClusterDown(Scenario):
         "hardened": _INTAKE,
         # The api publishes straight to the broker, fire-and-forget; no outbox, no replay, and a
         # worker that applies a redelivered event twice.
-        "vulnerable": {**_INTAKE, "OUTBOX": "off", "PUBLISHER_CONFIRMS": "off", "IDEMPOTENT_CONSUMER": "off"},
+        "vulnerable": {**_INTAKE, "OUTBOX": "off", "PUBLISH_RETRY_S": "10", "IDEMPOTENT_CONSUMER": "off"},
     }
 
     def default_timing(self) -> Timing:
@@ -133,9 +151,18 @@ class QueueClusterDown(Scenario):
         # hour is outage_s=3600); the stops and the stuck boots come on top.
         return Timing(steady_s=5, outage_s=30, after_recovery_s=5, drain_timeout_s=60, message_rate=20)
 
+    async def prepare(self, run: Run) -> None:
+        """Agents read tickets all along, as they do after logging in."""
+        endpoints = await run.call(run.stack.endpoints)
+        token = credentials.agent_token("reader")
+        traffic = TicketTraffic(endpoints.api, token, run.history, run.rng, READ_RATE, run.tickets)
+        run.add_load(ReadLoad(traffic).run)
+
     # -- the incident -----------------------------------------------------------------------------
 
     async def inject(self, run: Run) -> None:
+        """Shorten the brokers' table wait, then take all three nodes down: stopped one by one (odd
+        seeds) or killed at once (even seeds)."""
         variant = variant_for_seed(run.seed)
         await run.inject(
             TableWaitOverride(TABLE_WAIT_MS, TABLE_WAIT_RETRIES),
@@ -153,6 +180,8 @@ class QueueClusterDown(Scenario):
             )
 
     async def during_outage(self, run: Run) -> None:
+        """The orchestrator starts the nodes in ordinal order; watch them wait for their peers and
+        give up; the cluster stays down for outage_s."""
         variant = variant_for_seed(run.seed)
         for node in BROKER_NODES:
             peers = await run.call(peers_running_at_shutdown, run.stack, node)
@@ -212,6 +241,8 @@ class QueueClusterDown(Scenario):
     # -- the runbook ------------------------------------------------------------------------------
 
     async def recover(self, run: Run) -> None:
+        """The runbook: stop the stuck nodes, start the one that stopped last first (force_boot one if
+        none did), then the others, until one cluster of three runs."""
         stack = run.stack
         status = await run.call(stack.status)
         for node in BROKER_NODES:
@@ -270,7 +301,7 @@ class QueueClusterDown(Scenario):
     @figure("%")
     def accepted_during_outage(self, record: Record) -> Measured | None:
         """Share of message posts acknowledged between the brokers going down and the cluster back."""
-        down_at, healthy_at = record.mark_at("brokers_down"), record.mark_at("cluster_healthy")
+        down_at, healthy_at = record.mark_at("brokers_down"), _cluster_back_at(record)
         if down_at is None or healthy_at is None:
             return None
         during = availability(record.history, down_at, healthy_at, "post_message")
@@ -280,14 +311,37 @@ class QueueClusterDown(Scenario):
             f"{during.acked}/{during.attempted} acknowledged",
         )
 
+    @figure("%")
+    def reads_during_outage(self, record: Record) -> Measured | None:
+        """Share of ticket reads answered 200 between the brokers going down and the cluster back."""
+        down_at, back_at = record.mark_at("brokers_down"), _cluster_back_at(record)
+        if down_at is None or back_at is None:
+            return None
+        columns = record.history.op_columns()
+        reads = [
+            i
+            for i, kind in enumerate(columns.kind)
+            if kind == READ_KIND and down_at <= columns.invoke_wall[i] <= back_at
+        ]
+        answered = sum(1 for i in reads if columns.outcome[i] == OK)
+        share = round(100 * answered / len(reads), 1) if reads else None
+        return Measured(share, f"{answered}/{len(reads)} reads answered")
+
+    @figure()
+    def lost_by_path(self, record: Record) -> Measured:
+        """Each acknowledged message never processed, by the path that lost it."""
+        paths = lost_paths(record.history, self.message_op_kinds)
+        detail = "; ".join(f"{count} {path}" for path, count in sorted(paths.items())) or "none lost"
+        return Measured(sum(paths.values()), detail)
+
     @figure("s")
     def outage_s(self, record: Record) -> float | None:
-        down_at, healthy_at = record.mark_at("brokers_down"), record.mark_at("cluster_healthy")
+        down_at, healthy_at = record.mark_at("brokers_down"), _cluster_back_at(record)
         return None if down_at is None or healthy_at is None else round(healthy_at - down_at, 3)
 
     @figure()
     def backlog_at_recovery(self, record: Record) -> int | None:
-        healthy_at = record.mark_at("cluster_healthy")
+        healthy_at = _cluster_back_at(record)
         return (
             None if healthy_at is None else replay_after(record.history, healthy_at, "post_message").backlog
         )
@@ -302,3 +356,12 @@ class QueueClusterDown(Scenario):
     def replay_rate_from_first_node(self, record: Record) -> float | None:
         back_at = record.mark_at("first_node_serves")
         return None if back_at is None else replay_after(record.history, back_at, "post_message").rate_per_s
+
+
+def _cluster_back_at(record: Record) -> float | None:
+    """When the cluster served again: the runbook's mark, or in a drill (where people apply the
+    runbook) the moment the steady state held again."""
+    healthy_at = record.mark_at("cluster_healthy")
+    if healthy_at is None and record.recovered is not None:
+        healthy_at = record.recovered.at
+    return healthy_at

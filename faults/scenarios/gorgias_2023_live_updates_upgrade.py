@@ -214,7 +214,7 @@ class LiveUpdatesUpgrade(Scenario):
     async def prepare(self, run: Run) -> None:
         endpoints = await run.call(run.stack.endpoints)
         await _clear_blocklist(run)
-        product = Settings.from_env(self.settings(run.profile))  # the web app's client is product code
+        product = Settings.from_env(run.settings)  # the web app's client is product code
         plan = PopulationPlan(
             tabs=self._timing.tabs,
             ramp_per_s=self._timing.ramp_per_s,
@@ -249,7 +249,7 @@ class LiveUpdatesUpgrade(Scenario):
         run.mark(
             "upgrade_started", f"live upgrade to protocol {NEW_PROTOCOL} begins", **population.counters()
         )
-        upgrade = Deploy(["live"], {"LIVE_PROTOCOL": NEW_PROTOCOL}, previous=self.settings(run.profile))
+        upgrade = Deploy(["live"], {"LIVE_PROTOCOL": NEW_PROTOCOL}, previous=run.settings)
         await run.inject(upgrade, f"live upgraded to protocol {NEW_PROTOCOL} (restart: every tab gets 1001)")
         # The upgrade ends when the new server serves protocol 2: the first tab it serves, or its /health,
         # whichever says so first (under a reconnect storm /health may queue behind the handshakes).

@@ -669,3 +669,27 @@ def _channel_and_seq(key: str, meta: dict[str, Any]) -> tuple[str, int]:
 
 def _unfilled(open_gaps: list[list[int]]) -> int:
     return sum(last - first + 1 - filled for first, last, filled in open_gaps)
+
+
+RETRIED_AFTER_UNKNOWN = (
+    "acknowledged on a retry after an attempt of unknown outcome (stored, never published)"
+)
+FIRST_ATTEMPT = "acknowledged on its first attempt, then lost on the way"
+
+
+def lost_paths(history: History, op_kinds: tuple[str, ...], effect_kind: str = "processed") -> Counter[str]:
+    """Acknowledged messages never observed, counted by the path that lost them: acknowledged on
+    a retry whose earlier attempt had an unknown outcome, or acknowledged at once."""
+    columns = history.op_columns()
+    observed = set(history.observation_columns(effect_kind).key)
+    unknown_before: dict[str | None, bool] = {}
+    path: dict[str | None, str] = {}
+    for i, kind in enumerate(columns.kind):
+        if kind not in op_kinds:
+            continue
+        key, outcome = columns.key[i], columns.outcome[i]
+        if outcome == OK and key not in path and key not in observed:
+            path[key] = RETRIED_AFTER_UNKNOWN if unknown_before.get(key) else FIRST_ATTEMPT
+        elif outcome in (INFO, PENDING):
+            unknown_before[key] = True
+    return Counter(path.values())

@@ -7,7 +7,6 @@ injection and the runbook. Whatever happens, every fault is reverted before the 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
 import tempfile
 import time
@@ -21,7 +20,6 @@ import httpx
 
 from faults import base as fault_base
 from faults.base import Fault
-from harness.checks.check import Check, verdict_of
 from harness.checks.checker import MessageVerdict, check_messages
 from harness.checks.judge import Judgement, judge
 from harness.engine.scenario import Scenario
@@ -30,7 +28,7 @@ from harness.observe.alerts import AlertEvaluator, AlertRule
 from harness.observe.backlog import BacklogNotDrained, wait_until_drained
 from harness.observe.broker_watch import BrokerWatch
 from harness.observe.observer import EffectsObserver
-from harness.observe.probes import Prober, ProbeSample
+from harness.observe.probes import PROBE_STREAM, Prober, ProbeSample
 from harness.record.history import History
 from harness.record.record import Record, RecordWriter, plain
 from harness.record.report import RunResult, write_report
@@ -77,6 +75,11 @@ class Run:
     _applied: list[tuple[Fault, str]] = field(default_factory=list)
 
     # -- helpers for scenario steps ----------------------------------------------------------------
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """The declared settings this run's profile sets: what scenario code may branch on."""
+        return self.scenario.settings(self.profile)
 
     def add_load(self, load: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Another load to run beside the messages (call from `prepare`): it gets the stop event
@@ -141,6 +144,8 @@ class Run:
 
 
 ProgressCallback = Callable[[Run], None]
+# Replaces the scenario's runbook: in a drill, people recover the stack and the harness waits.
+RecoverStep = Callable[[Run], Awaitable[None]]
 
 
 async def _create_tickets(api_url: str, count: int, subject: str = "load") -> list[int]:
@@ -186,8 +191,13 @@ def new_run(scenario: Scenario, stack: Stack, profile: str, seed: int) -> Run:
     )
 
 
-async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
-    """Run the phases; raises HarnessError (or anything unexpected) when the harness fails."""
+async def execute(
+    run: Run, progress: ProgressCallback | None = None, recover: RecoverStep | None = None
+) -> None:
+    """Run the phases; raises HarnessError (or anything unexpected) when the harness fails.
+
+    `recover` replaces the scenario's runbook (a drill: responders recover, the harness watches).
+    """
     scenario, stack, profile, timing = run.scenario, run.stack, run.profile, run.scenario.timing
     stop_load, stop_watch = asyncio.Event(), asyncio.Event()
     background: list[asyncio.Task[None]] = []
@@ -211,9 +221,12 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
         canary = (await _create_tickets(endpoints.api, 1, subject="canary"))[0]
         await scenario.prepare(run)
 
-        run.observer = EffectsObserver(endpoints.redis, run.history)
+        run.observer = EffectsObserver(
+            endpoints.redis, run.history, tallied=scenario.tallied_effects, sample=run.sample
+        )
         await run.observer.start_from_now()
         run.prober = Prober(endpoints, run.timeline.elapsed, canary, credentials.agent_token(LOAD_AGENT))
+        run.prober.listeners.append(lambda sample: run.sample(PROBE_STREAM, **sample.as_row()))
         run.load = MessageLoad(
             endpoints.api,
             credentials.agent_token(LOAD_AGENT),
@@ -221,6 +234,7 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
             run.rng,
             timing.message_rate,
             run.tickets,
+            retry_unknown=scenario.message_retry_unknown,
         )
         loads = [asyncio.create_task(run.load.run(stop_load))]
         loads += [asyncio.create_task(load(stop_load)) for load in run.extra_loads]
@@ -237,12 +251,12 @@ async def execute(run: Run, progress: ProgressCallback | None = None) -> None:
         await run.sleep(timing.steady_s)
 
         run.timeline.enter("inject")
-        _watch_alerts(run, scenario.alert_rules(profile))
+        _watch_alerts(run, scenario.alert_rules(run.settings))
         await scenario.inject(run)
         run.timeline.enter("outage")
         await scenario.during_outage(run)
         run.timeline.enter("recover")
-        await scenario.recover(run)
+        await (recover or scenario.recover)(run)
         await run.revert_faults()
         if run.recovered_at_wall is None:
             run.mark_recovered()
@@ -298,14 +312,6 @@ async def _report_progress(run: Run, progress: ProgressCallback, stop: asyncio.E
         await pause(stop, 1.0)
 
 
-def _legacy_live_checks(run: Run) -> list[Check] | None:
-    """Checks of a scenario not yet converted to figures: computed from live state, not re-checkable."""
-    parameters = list(inspect.signature(run.scenario.checks).parameters)
-    if parameters[:1] != ["run"]:
-        return None
-    return run.scenario.checks(run)  # type: ignore[arg-type]
-
-
 def run_scenario(
     scenario: Scenario,
     stack: Stack,
@@ -319,23 +325,42 @@ def run_scenario(
     started = time.monotonic()
     report_dir = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix=f"outage-{scenario.id}-"))
     run = new_run(scenario, stack, profile, seed)
+    start_record(run, report_dir)
+    error = execute_recorded(run, lambda: execute(run, progress))
+    judgement = close_and_judge(run, report_dir, error)
     meta = record_meta(scenario, profile, seed, run.timeline.started_at)
-    run.writer = RecordWriter(report_dir, meta)
+    result = RunResult.from_judgement(meta, judgement, time.monotonic() - started, error, report_dir)
+    write_report(result, run, report_dir)
+    return result
+
+
+def start_record(run: Run, report_dir: Path) -> None:
+    """Stream the run's record into `report_dir` from now on."""
+    run.writer = RecordWriter(
+        report_dir, record_meta(run.scenario, run.profile, run.seed, run.timeline.started_at)
+    )
     run.writer.attach(run.timeline, run.history)
-    error: str | None = None
+
+
+def execute_recorded(run: Run, phases: Callable[[], Awaitable[None]]) -> str | None:
+    """Run the phases; a harness failure is written into the record and returned as text."""
     try:
-        asyncio.run(execute(run, progress))
+        asyncio.run(phases())
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         run.timeline.add("error", f"harness failed: {error}", traceback=traceback.format_exc()[-4000:])
-    finally:
+        return error
+    return None
+
+
+def close_and_judge(run: Run, report_dir: Path, error: str | None) -> Judgement:
+    """Close the record and judge it as written; a harness failure makes the verdict `error`."""
+    if run.writer is not None:
         run.writer.close()
     judgement = _judge_recorded(run, report_dir)
     if error is not None:
         judgement.verdict = "error"
-    result = RunResult.from_judgement(meta, judgement, time.monotonic() - started, error, report_dir)
-    write_report(result, run, report_dir)
-    return result
+    return judgement
 
 
 def record_meta(scenario: Scenario, profile: str, seed: int, started_at: float) -> dict[str, Any]:
@@ -359,9 +384,4 @@ def _judge_recorded(run: Run, report_dir: Path) -> Judgement:
         run.timeline.add("error", f"the record could not be read back: {type(exc).__name__}: {exc}")
         messages = check_messages(run.history, op_kind=run.scenario.message_op_kinds)
         return Judgement("error", [], messages, dict(run.timings))
-    legacy = _legacy_live_checks(run)
-    if legacy is not None:
-        judgement.checks = [c for c in judgement.checks if c.name != f"{run.scenario.id}.checks"] + legacy
-        judgement.verdict = verdict_of(judgement.checks)
-        judgement.metrics.update(run.metrics)
     return judgement

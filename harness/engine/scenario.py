@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from harness.checks.check import Check
 from harness.checks.expect import Expect, evaluate, figure_methods, measure_figures
+from services.common.config import hardened_settings
 
 if TYPE_CHECKING:
     from harness.engine.runner import Run
@@ -28,16 +29,9 @@ if TYPE_CHECKING:
 
 PROFILES = ("hardened", "vulnerable")
 
-# The services' hardened settings; a vulnerable profile overrides some of them.
-HARDENED_SETTINGS: dict[str, str] = {
-    "OUTBOX": "on",
-    "PUBLISHER_CONFIRMS": "on",
-    "IDEMPOTENT_CONSUMER": "on",
-    "ACK_AFTER_WORK": "on",
-    "RELIABLE_JOBS": "on",
-    "LIVE_RESUME": "on",
-    "BULK_ISOLATION": "on",
-}
+# The mitigations' hardened values (declared once, in services/common/config.py); a vulnerable
+# profile overrides some of them.
+HARDENED_SETTINGS: dict[str, str] = hardened_settings()
 
 
 class ScenarioError(Exception):
@@ -78,6 +72,9 @@ class Scenario(ABC):
     profile_settings: ClassVar[dict[str, dict[str, str]]] = {"hardened": {}, "vulnerable": {}}
     # The history's operation kinds that put a message on a ticket (judged against `processed`).
     message_op_kinds: ClassVar[tuple[str, ...]] = ("post_message",)
+    # The customers' integrations also retry a post whose outcome is unknown (a time-out, a 5xx),
+    # with the same idempotency key: a third-party client, the same in both profiles.
+    message_retry_unknown: ClassVar[bool] = False
     # Budgets on the message checks every run gets, where the scenario promises them
     # (keyword arguments of MessageVerdict.to_checks: max_replay_s, max_p99_s, check_order).
     message_budget: ClassVar[dict[str, float | bool]] = {}
@@ -85,6 +82,9 @@ class Scenario(ABC):
     expectations: ClassVar[tuple[Expect, ...]] = ()
     # The checks the vulnerable profile must fail: the incident's symptom, as the harness names it.
     vulnerable_symptoms: ClassVar[tuple[str, ...]] = ()
+    # Effect kinds counted per second into the record's `effects` stream, not one history row each:
+    # for floods of effects that no check follows one by one.
+    tallied_effects: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -107,8 +107,8 @@ class Scenario(ABC):
             raise ScenarioError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
         return {**HARDENED_SETTINGS, **self.profile_settings.get(profile, {})}
 
-    def alert_rules(self, profile: str) -> list[AlertRule]:
-        """The monitoring this profile has (default: the full set)."""
+    def alert_rules(self, settings: dict[str, str]) -> list[AlertRule]:
+        """The monitoring a run has, from its declared settings (default: the full set)."""
         from harness.observe.alerts import default_rules
 
         return default_rules()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -25,7 +26,7 @@ _VERDICT_STYLE = {"held": "bold green", "deviated": "bold red", "error": "bold y
 
 
 def _progress_line(run: Run, previous: dict[str, float]) -> Text:
-    ops = run.history.op_count()
+    ops = run.history.op_count
     now = time.monotonic()
     rate = (ops - previous.get("ops", 0)) / max(now - previous.get("at", now - 1), 1e-6)
     previous.update(ops=ops, at=now)
@@ -91,12 +92,14 @@ def results_table(results: Sequence[RunResult]) -> Table:
     return table
 
 
-def print_result(result: RunResult, report_dir: Path | None = None) -> None:
-    out = Console(width=120)
+def print_result(result: RunResult, report_dir: Path | None = None, console: Console | None = None) -> None:
+    """The verdict table, each failed check, and where the report is (on stdout unless `console`)."""
+    out = console or Console(width=120)
     out.print(results_table([result]))
     for check in result.failed_checks:
-        out.print(f"[red]failed[/red] {check.name}: {check.observed} (expected {check.expected})")
+        what = f"{check.name}: {check.observed} (expected {check.expected})"
+        out.print(f"[red]failed[/red] {escape(what)}")
     if result.error:
-        out.print(f"[yellow]harness error[/yellow] {result.error}")
+        out.print(f"[yellow]harness error[/yellow] {escape(result.error)}")
     if report_dir:
-        out.print(f"report: {report_dir}/summary.json, debrief.md, timeline.jsonl")
+        out.print(f"report: {escape(str(report_dir))}/summary.json, debrief.md, timeline.jsonl")

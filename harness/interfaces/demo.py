@@ -11,6 +11,7 @@ from rich.console import Console
 from harness.engine.runner import run_scenario
 from harness.engine.scenario import scenario_class
 from harness.interfaces.console import progress_printer, results_table
+from harness.record.report import RunResult
 from harness.stack.compose_stack import ComposeStack
 
 DEMO_SCENARIO = "gorgias-2021-queue-cluster-down"
@@ -39,9 +40,14 @@ def main() -> int:
         for check in result.failed_checks:
             console.print(f"{result.profile}: [red]failed[/red] {check.name}: {check.observed}")
     console.print(f"debriefs: {args.report_dir}/<profile>/debrief.md")
-    # The demo succeeds when the verdicts are the expected ones: hardened holds, vulnerable is caught.
-    expected = [r.verdict for r in results] == ["held", "deviated"]
-    return 0 if expected else 1
+    return 0 if demo_succeeded(scenario_class(args.scenario).vulnerable_symptoms, *results) else 1
+
+
+def demo_succeeded(symptoms: tuple[str, ...], hardened: RunResult, vulnerable: RunResult) -> bool:
+    """Hardened holds, and vulnerable is caught by the incident's own symptom: every check the
+    scenario names in `vulnerable_symptoms` failed, not merely some check."""
+    failed = {c.name for c in vulnerable.checks if c.status == "failed"}
+    return hardened.verdict == "held" and vulnerable.verdict == "deviated" and set(symptoms) <= failed
 
 
 if __name__ == "__main__":

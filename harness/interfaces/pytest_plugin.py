@@ -1,9 +1,30 @@
-"""pytest plugin: the stack as a session fixture, faults that always revert, scenarios as assertions.
+"""pytest plugin: the stack as fixtures, faults that always revert, scenarios as assertions.
 
-Options (each with an ini equivalent):
-  --outage-use-running  / outage_use_running  use the stack that is up; never start or stop it
-  --outage-keep-stack   / outage_keep_stack   leave the stack running after the session
+Fixtures (all prefixed `outage_`, so they never shadow a project's own):
+  outage_stack    a healthy stack: `api_url`, `live_url`, `redis_url`, `admin_token`,
+                  `agent_token(name)`, `control` (the harness.stack.protocol.Stack, for faults)
+  outage_fault    `with outage_fault(KillContainer("worker")):` applies a fault for the block,
+                  reverts it however the block ends, and returns once the stack serves again
+  outage_run      `outage_run(scenario_id=None, profile="hardened", seed=1, **timing)` runs a
+                  scenario (the id defaults to the test's `incident` marker) and returns its
+                  RunResult; the report's folder is `result.details["report_dir"]`
+  outage_history  an empty harness.record.history.History
+
+Options, each with an ini equivalent (the command line wins; `--no-...` turns an ini `true` off):
+  --outage-use-running / outage_use_running  use the stack that is up; never start or stop it
+  --outage-keep-stack  / outage_keep_stack   leave a stack the session started running
+  --outage-report-dir  / outage_report_dir   keep each scenario run's report in a subdirectory
+                                             of this folder (default: pytest's temporary folders)
 A stack that was already healthy when the session began is used and left running.
+
+Tests that need the stack are skipped, with the reason, when no Docker engine answers.
+
+pytest-xdist: workers share one stack. Every test that uses it holds an exclusive file lock
+(`pytest.lock` in the stack's state folder) for its whole duration, so faults and scenario runs of two
+workers never overlap; the first worker to arrive starts the stack if needed, and under xdist the
+stack is left running at the end (no worker knows it is the last). A stack per worker would cost
+a RabbitMQ cluster per worker, more than the machines this runs on can hold.
+
 Markers:
   @pytest.mark.incident("scenario-id")  the test replays that incident
   @pytest.mark.chaos                    the test injects faults into the stack
@@ -12,20 +33,37 @@ Markers:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import fcntl
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.stack import credentials
+
+HEALTHY_TIMEOUT_S = 240.0
+_DOCKER_PROBLEM = pytest.StashKey[str | None]()
+_CLAIMED_DIRS = pytest.StashKey[set[str]]()
+_BOOL_OPTIONS = {
+    "outage_use_running": "use the running stack as it is; never start or stop it",
+    "outage_keep_stack": "leave a stack the session started running after the session",
+}
+# The properties each scenario run records on its test (JUnit <property>, user_properties).
+RUN_PROPERTIES = ("outage_scenario", "outage_profile", "outage_verdict", "outage_lost", "outage_report_dir")
 
 
 @dataclass
 class StackHandle:
     """What a test needs to talk to the stack, and the stack itself for faults."""
 
-    control: object  # a harness.stack.protocol.Stack
-    api_url: str
+    control: Any  # a harness.stack.protocol.Stack
+    api_url: str  # through the gateway, as users reach the api
     live_url: str
     redis_url: str
     admin_token: str
@@ -34,63 +72,155 @@ class StackHandle:
         return credentials.agent_token(name)
 
 
-def _flag(config: pytest.Config, name: str) -> bool:
-    if config.getoption(name):  # the command-line option wins over the ini value
-        return True
-    return str(config.getini(name)).lower() in ("1", "true", "yes", "on")
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("outage", "Outage Lab")
-    group.addoption("--outage-use-running", action="store_true", help="use the running stack as it is")
-    group.addoption("--outage-keep-stack", action="store_true", help="leave the stack up after the session")
-    parser.addini("outage_use_running", "use the running stack as it is", default="false")
-    parser.addini("outage_keep_stack", "leave the stack up after the session", default="false")
+    for name, help_text in _BOOL_OPTIONS.items():
+        flag = "--" + name.replace("_", "-")
+        group.addoption(flag, action="store_true", dest=name, default=None, help=help_text)
+        group.addoption(
+            "--no-" + flag[2:], action="store_false", dest=name, default=None, help=f"override {name} = true"
+        )
+        parser.addini(name, help_text, type="bool", default=False)
+    group.addoption(
+        "--outage-report-dir",
+        dest="outage_report_dir",
+        default=None,
+        help="keep each scenario run's report in a subdirectory of this folder",
+    )
+    parser.addini("outage_report_dir", "keep scenario reports here (relative to the rootdir)", default="")
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    """The command line's value when given, else the ini value."""
+    chosen = config.getoption(name)
+    return bool(config.getini(name)) if chosen is None else chosen
+
+
+def report_root(config: pytest.Config) -> Path | None:
+    """Where scenario reports are kept: --outage-report-dir, else the ini value, else nowhere."""
+    chosen = config.getoption("outage_report_dir")
+    if chosen:
+        return Path(chosen).absolute()
+    ini = config.getini("outage_report_dir")
+    return (config.rootpath / ini) if ini else None
+
+
+def _docker_problem() -> str | None:
+    """None when a Docker engine answers; else why not, in words for a skip reason."""
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+    except Exception as exc:
+        where = os.environ.get("DOCKER_HOST", "the default socket")
+        return f"no Docker engine answers at {where} ({type(exc).__name__})"
+    return None
+
+
+def _skip_without_docker(config: pytest.Config) -> None:
+    if _DOCKER_PROBLEM not in config.stash:
+        config.stash[_DOCKER_PROBLEM] = _docker_problem()
+    problem = config.stash[_DOCKER_PROBLEM]
+    if problem:
+        pytest.skip(f"needs the Outage Lab stack: {problem}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "incident(id): the test replays the named incident scenario")
     config.addinivalue_line("markers", "chaos: the test injects faults into the stack")
     config.addinivalue_line("markers", "stack: the test needs the running Docker Compose stack")
+    config.stash[_CLAIMED_DIRS] = set()
+    config.pluginmanager.register(ScenarioRunsSummary(), "outage-scenario-runs")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from harness.stack.compose import project_name
+
+    mode = "use the running stack" if _flag(config, "outage_use_running") else "start the stack if needed"
+    root = report_root(config)
+    reports = str(root) if root else "pytest's temporary folders"
+    return [f"outage: compose project {project_name()} ({mode}); scenario reports in {reports}"]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("stack") is not None:
+        _skip_without_docker(item.config)
+
+
+@contextmanager
+def _stack_lock() -> Iterator[None]:
+    """One test at a time against this project's stack, across pytest-xdist workers."""
+    from harness.stack.state_dir import project_state_dir
+
+    path = project_state_dir() / "pytest.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
-def outage_stack(request: pytest.FixtureRequest) -> Iterator[object]:
-    """The Compose stack, healthy. Started for the session unless --outage-use-running."""
+def _outage_session_stack(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The Compose stack for the session: started unless --outage-use-running, stopped if started."""
+    _skip_without_docker(request.config)
     from harness.stack.compose_stack import ComposeStack
 
     stack = ComposeStack()
-    use_running = _flag(request.config, "outage_use_running")
-    keep = _flag(request.config, "outage_keep_stack")
-    if use_running:
-        stack.wait_healthy(timeout=240)
+    if _flag(request.config, "outage_use_running"):
         yield stack
         return
-    already_up = stack.status().healthy
-    if not already_up:
-        stack.up(build=False)
+    under_xdist = "PYTEST_XDIST_WORKER" in os.environ
+    with _stack_lock():
+        already_up = stack.status().healthy
+        if not already_up:
+            stack.up(build=False)
     yield stack
-    # Only a stack this session started is taken down again.
-    if not (already_up or keep):
+    # Only a stack this session started is taken down again, and never under xdist (see above).
+    if not (already_up or under_xdist or _flag(request.config, "outage_keep_stack")):
         stack.down(volumes=True)
 
 
-@pytest.fixture
-def stack(outage_stack: object) -> StackHandle:
-    """A healthy stack and its endpoints (waits for health: an earlier test may have broken it)."""
-    outage_stack.wait_healthy(timeout=240)  # type: ignore[attr-defined]
-    endpoints = outage_stack.endpoints()  # type: ignore[attr-defined]
-    return StackHandle(
-        control=outage_stack,
-        api_url=endpoints.api,
-        live_url=endpoints.live,
-        redis_url=endpoints.redis,
-        admin_token=credentials.admin_token(),
-    )
+def _wait_serving(handle: StackHandle, timeout: float = HEALTHY_TIMEOUT_S) -> None:
+    """Healthy containers and one cluster, and the api answering /health through the gateway.
+
+    The gateway's own health checks lag the api's return by a few seconds; a test that calls the
+    api right after a fault should find it serving, as a user would.
+    """
+    import httpx
+
+    from harness.engine.waiting import wait_until_sync
+
+    def serving() -> bool:
+        try:
+            return httpx.get(f"{handle.api_url}/health", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    handle.control.wait_healthy(timeout=timeout)
+    wait_until_sync(serving, timeout=timeout, what="the api serving /health (gateway)", interval=0.5)
 
 
 @pytest.fixture
-def outage_history() -> object:
+def outage_stack(_outage_session_stack: Any) -> Iterator[StackHandle]:
+    """A healthy stack, held for this test alone: `api_url` (through the gateway), `live_url`,
+    `redis_url`, `admin_token`, `agent_token(name)`, and `control` (the Stack, for faults).
+    An earlier test may have broken the stack, so this first waits until it is healthy."""
+    with _stack_lock():
+        _outage_session_stack.wait_healthy(timeout=HEALTHY_TIMEOUT_S)
+        endpoints = _outage_session_stack.endpoints()
+        yield StackHandle(
+            control=_outage_session_stack,
+            api_url=endpoints.api,
+            live_url=endpoints.live,
+            redis_url=endpoints.redis,
+            admin_token=credentials.admin_token(),
+        )
+
+
+@pytest.fixture
+def outage_history() -> Any:
     """An empty history to record operations and observations into."""
     from harness.record.history import History
 
@@ -98,21 +228,54 @@ def outage_history() -> object:
 
 
 @pytest.fixture
-def fault(stack: StackHandle) -> object:
-    """`with fault(KillContainer("worker")):` applies a fault for a block and always reverts it."""
+def outage_fault(outage_stack: StackHandle) -> Callable[[Any], Any]:
+    """`with outage_fault(KillContainer("worker")):` applies a fault for a block and always reverts
+    it; leaving the block returns once the stack is healthy and the api serves through the gateway."""
     from faults.base import injected
 
-    def apply(fault_to_inject: object) -> object:
-        return injected(fault_to_inject, stack.control)  # type: ignore[arg-type]
+    @contextmanager
+    def apply(fault_to_inject: Any) -> Iterator[Any]:
+        with injected(fault_to_inject, outage_stack.control) as applied:
+            yield applied
+        _wait_serving(outage_stack)
 
     return apply
 
 
-@pytest.fixture
-def outage_run(request: pytest.FixtureRequest, stack: StackHandle, tmp_path_factory: pytest.TempPathFactory):
-    """Run a scenario and return its RunResult; the id defaults to the test's `incident` marker.
+def _run_dir(request: pytest.FixtureRequest, factory: pytest.TempPathFactory, name: str) -> Path:
+    """A fresh folder for one run: under the report root if set (unique within the session)."""
+    name = re.sub(r"[^\w.-]", "_", name)
+    root = report_root(request.config)
+    if root is None:
+        return factory.mktemp(name)
+    claimed = request.config.stash[_CLAIMED_DIRS]
+    candidate, count = name, 1
+    while candidate in claimed:
+        count += 1
+        candidate = f"{name}-{count}"
+    claimed.add(candidate)
+    path = root / candidate
+    shutil.rmtree(path, ignore_errors=True)  # a previous session's run of the same name
+    path.mkdir(parents=True)
+    return path
 
-    The report goes to a temporary folder (its path is in `result.report_dir`).
+
+@pytest.fixture
+def outage_run(
+    request: pytest.FixtureRequest,
+    outage_stack: StackHandle,
+    tmp_path_factory: pytest.TempPathFactory,
+    record_property: Callable[[str, object], None],
+) -> Callable[..., Any]:
+    """`outage_run(scenario_id=None, profile="hardened", seed=1, **timing)` runs a scenario and
+    returns its RunResult (`verdict`, `messages`, `checks`, `failed_checks`, `timings`, `metrics`);
+    the id defaults to the test's `incident` marker; its report's folder is
+    `result.details["report_dir"]`.
+
+    Keyword `timing` values override the scenario's Timing fields. The report goes to a folder of
+    its own under --outage-report-dir (else a temporary folder). Each run records
+    `outage_scenario`, `outage_profile`, `outage_verdict`, `outage_lost` and `outage_report_dir` as
+    properties of the test (JUnit XML) and joins the terminal summary.
     """
     from harness.engine.runner import run_scenario
     from harness.engine.scenario import scenario_class
@@ -128,9 +291,55 @@ def outage_run(request: pytest.FixtureRequest, stack: StackHandle, tmp_path_fact
             if not hasattr(scenario.timing, name):
                 raise pytest.UsageError(f"unknown timing {name!r} for scenario {chosen}")
             setattr(scenario.timing, name, value)
-        report_dir = tmp_path_factory.mktemp(f"{chosen}-{profile}")
-        result = run_scenario(scenario, stack.control, profile, seed, report_dir)  # type: ignore[arg-type]
+        report_dir = _run_dir(request, tmp_path_factory, f"{chosen}-{profile}-seed{seed}")
+        result = run_scenario(scenario, outage_stack.control, profile, seed, report_dir)
         result.details["report_dir"] = str(report_dir)
+        for name, value in zip(
+            RUN_PROPERTIES,
+            (chosen, profile, result.verdict, result.messages.get("lost", 0), str(report_dir)),
+            strict=True,
+        ):
+            record_property(name, value)
         return result
 
     return run
+
+
+def _runs_of(report: pytest.TestReport) -> list[dict[str, str]]:
+    """The scenario runs a test recorded, in order, from its user properties."""
+    runs: list[dict[str, str]] = []
+    for name, value in report.user_properties:
+        if name == RUN_PROPERTIES[0]:
+            runs.append({})
+        if name in RUN_PROPERTIES and runs:
+            runs[-1][name.removeprefix("outage_")] = str(value)
+    return runs
+
+
+class ScenarioRunsSummary:
+    """Collects the scenario runs of the session (from xdist workers too, through their reports'
+    user properties) and prints them as one table at the end."""
+
+    COLUMNS = ("scenario", "profile", "verdict", "lost", "report_dir")
+    _MARKUP = {"held": {"green": True}, "deviated": {"yellow": True}}
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, str]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":  # the call phase's report carries the properties
+            self.runs.extend(_runs_of(report))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.runs:
+            return
+        rows = [[run.get(column, "-") for column in self.COLUMNS] for run in self.runs]
+        widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(self.COLUMNS)]
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+        terminalreporter.write_sep("=", "Outage Lab scenario runs")
+        terminalreporter.write_line(line(list(self.COLUMNS)))
+        for row in rows:
+            terminalreporter.write_line(line(row), **self._MARKUP.get(row[2], {"red": True}))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from harness.engine.waiting import pause
-from harness.observe.probes import BROKER_USER
+from harness.stack.credentials import broker_login
 from harness.stack.protocol import Endpoints
 
 BLOCKED_STATES = ("blocked", "blocking")
@@ -28,6 +28,9 @@ class BrokerWatch:
     service_of_ip: dict[str, str] = field(default_factory=dict)
     on_alarm: Callable[[float, list[str]], None] | None = None
     on_blocked: Callable[[float, str], None] | None = None
+    # Each poll as one compact row (queued events, each node's memory and watermark, alarms), for a
+    # run's record.
+    on_sample: Callable[[dict[str, object]], None] | None = None
     peak_depth: dict[str, int] = field(default_factory=dict)
     peak_memory_bytes: dict[str, int] = field(default_factory=dict)
     alarm_at: float | None = None  # run time of the first memory alarm
@@ -37,7 +40,7 @@ class BrokerWatch:
     depth_series: list[tuple[float, int]] = field(default_factory=list)  # (run time, total events queued)
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient(timeout=2.0, auth=BROKER_USER) as client:
+        async with httpx.AsyncClient(timeout=2.0, auth=broker_login()) as client:
             while not stop.is_set():
                 with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
                     await self._sample(client)
@@ -47,7 +50,7 @@ class BrokerWatch:
         """Each node's memory now, as its alarm measures it."""
         for url in self.endpoints.management.values():
             try:
-                nodes = httpx.get(f"{url}/api/nodes", auth=BROKER_USER, timeout=5).json()
+                nodes = httpx.get(f"{url}/api/nodes", auth=broker_login(), timeout=5).json()
             except (httpx.HTTPError, ValueError):
                 continue
             return {n["name"]: int(n.get("mem_used") or 0) for n in nodes}
@@ -55,7 +58,7 @@ class BrokerWatch:
 
     async def queue_depths(self) -> dict[str, int]:
         """Messages in each queue now (ready and unacknowledged)."""
-        async with httpx.AsyncClient(timeout=5.0, auth=BROKER_USER) as client:
+        async with httpx.AsyncClient(timeout=5.0, auth=broker_login()) as client:
             for url in self.endpoints.management.values():
                 try:
                     queues = (await client.get(f"{url}/api/queues")).json()
@@ -96,6 +99,16 @@ class BrokerWatch:
         if not alarmed and self.alarm_at is not None and self.alarm_cleared_at is None:
             self.alarm_cleared_at = t
         self.alarms.update(alarmed)
+        if self.on_sample:
+            self.on_sample(
+                {
+                    "t": round(t, 1),
+                    "queued": total,
+                    "memory": {n["name"]: int(n.get("mem_used") or 0) for n in nodes},
+                    "watermark": {n["name"]: int(n.get("mem_limit") or 0) for n in nodes},
+                    "alarm": alarmed,
+                }
+            )
         for connection in connections:
             if connection.get("state") not in BLOCKED_STATES:
                 continue

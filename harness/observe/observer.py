@@ -1,13 +1,16 @@
 """Observing what the system produced: the worker's effects log, read as it grows.
 
 Every entry becomes an observation in the history, keyed by message id (or event id for effects
-that have no message, such as bulk updates).
+that have no message, such as bulk updates). Kinds a scenario names as tallied (a flood's hundred
+thousand bulk updates) are counted per second into the record's `effects` stream instead, so a
+record stays small.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable, Iterable
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -18,9 +21,18 @@ from services.common import keys
 
 
 class EffectsObserver:
-    def __init__(self, redis_url: str, history: History) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        history: History,
+        tallied: Iterable[str] = (),
+        sample: Callable[..., None] | None = None,
+    ) -> None:
         self._redis = aioredis.from_url(redis_url, decode_responses=True, socket_timeout=5)
         self._history = history
+        self._tallied = frozenset(tallied)
+        self._sample = sample
+        self._tally: Counter[tuple[str, int]] = Counter()  # (kind, second) -> effects not yet sampled
         self._last_id = "0-0"
         self.counts: Counter[str] = Counter()
         self.last_read_at = 0.0
@@ -56,6 +68,7 @@ class EffectsObserver:
                 self._observe(fields)
                 self._last_id = entry_id
             total += len(entries)
+            self._sample_tally(closed_before=int(max((s for _, s in self._tally), default=0)) - 1)
             block_ms = None  # only the first read waits
             if len(entries) < 5000:
                 return total
@@ -65,11 +78,25 @@ class EffectsObserver:
         key = fields.get("message_id") or fields.get("event_id") or ""
         if key.startswith(CANARY_PREFIX):  # the probes' canaries are not part of the load
             kind = f"canary_{kind}"
+        at = float(fields.get("at") or 0.0)
+        self.counts[kind] += 1
+        if kind in self._tallied:
+            self._tally[(kind, int(at))] += 1
+            return
         meta = {"ticket_id": fields.get("ticket_id"), "event_id": fields.get("event_id")}
         if fields.get("job_id"):
             meta["job_id"] = fields["job_id"]
-        self._history.observe(kind, key, float(fields.get("at") or 0.0), **meta)
-        self.counts[kind] += 1
+        self._history.observe(kind, key, at, **meta)
+
+    def _sample_tally(self, closed_before: float) -> None:
+        """One `effects` row per kind and second, for the seconds before `closed_before`
+        (effects arrive about in order; a straggler makes a second row for its second)."""
+        for (kind, second), count in sorted(self._tally.items(), key=lambda item: item[0][1]):
+            if second < closed_before:
+                if self._sample is not None:
+                    self._sample("effects", kind=kind, second=second, count=count)
+                del self._tally[(kind, second)]
 
     async def close(self) -> None:
+        self._sample_tally(closed_before=float("inf"))
         await self._redis.aclose()

@@ -13,19 +13,20 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
 
 from harness.engine.waiting import pause
+from harness.stack.credentials import broker_login
 from harness.stack.protocol import Endpoints
 from services.common import keys
 from services.worker.jobs import list_job_age
 
 CANARY_TICKET_SUBJECT = "canary"
 CANARY_PREFIX = "canary-"
-BROKER_USER = ("outage", "outage")
 LIVE_WORKER_S = 10.0  # a worker whose own heartbeat is older is dead, not merely its job runners
 COMPLETION_WINDOW_S = 10.0
 
@@ -49,6 +50,19 @@ class ProbeSample:
     jobs_completed: int | None = None  # jobs that had their effect, ever (the workers' counter in Redis)
     job_completion_rate: float | None = None  # jobs completed per second over the last COMPLETION_WINDOW_S
     canary_job_age_s: float | None = None  # since the newest canary's email was delivered by a job
+
+    def as_row(self) -> dict[str, Any]:
+        """The sample as a row of the record's "probe" stream."""
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ProbeSample:
+        """A sample read back from the record (fields it does not know are left out)."""
+        return cls(**{name: row[name] for name in _FIELDS if name in row})
+
+
+_FIELDS = tuple(f.name for f in fields(ProbeSample))
+PROBE_STREAM = "probe"  # the record's stream of probe samples, one a second
 
 
 class Prober:
@@ -121,8 +135,8 @@ class Prober:
     async def _broker(self, client: httpx.AsyncClient) -> tuple[int, list[str]]:
         for url in self._endpoints.management.values():
             try:
-                queues = await client.get(f"{url}/api/queues", auth=BROKER_USER)
-                nodes = await client.get(f"{url}/api/nodes", auth=BROKER_USER)
+                queues = await client.get(f"{url}/api/queues", auth=broker_login())
+                nodes = await client.get(f"{url}/api/nodes", auth=broker_login())
             except httpx.HTTPError:
                 continue
             if queues.status_code != 200:

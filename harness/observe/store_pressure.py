@@ -2,13 +2,16 @@
 
 The incident's second spike was the database's: this is the harness's view of ours. PING
 timings are what `redis-cli --latency` shows; CPU comes from INFO's used_cpu_sys/user counters.
+Each sample goes to a sink (`run.sample`, stream "store"), so `pressure` reads it back from a record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -28,9 +31,9 @@ class StoreSample:
 @dataclass
 class StorePressure:
     redis_url: str
+    sink: Callable[..., None]  # run.sample: sink(stream, **fields)
     interval_s: float = 0.25
     info_every: int = 4  # INFO once a second at the default interval
-    samples: list[StoreSample] = field(default_factory=list)
 
     async def run(self, stop: asyncio.Event) -> None:
         client = aioredis.from_url(self.redis_url, decode_responses=True, socket_timeout=2)
@@ -52,27 +55,31 @@ class StorePressure:
                         previous = (now, cpu, commands)
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                     previous = None
-                self.samples.append(sample)
+                self.sink(
+                    "store",
+                    **{**asdict(sample), "at": round(sample.at, 3), "ping_ms": _round(sample.ping_ms)},
+                )
                 n += 1
                 await pause(stop, self.interval_s)
         finally:
             await client.aclose()
 
-    def summary(self, start: float, end: float) -> dict[str, float | int | None]:
-        """PING latency (ms) and the busiest second of CPU and commands in [start, end)."""
-        window = [s for s in self.samples if start <= s.at < end]
-        pings = summarize(s.ping_ms for s in window if s.ping_ms is not None)
-        cpus = [s.cpu for s in window if s.cpu is not None]
-        ops = [s.ops_per_s for s in window if s.ops_per_s is not None]
-        return {
-            "ping_p50_ms": _round(pings.p50),
-            "ping_p99_ms": _round(pings.p99),
-            "ping_max_ms": _round(pings.max),
-            "unanswered_pings": sum(1 for s in window if s.ping_ms is None),
-            "cpu_max": max(cpus) if cpus else None,
-            "cpu_mean": round(sum(cpus) / len(cpus), 3) if cpus else None,
-            "ops_per_s_max": max(ops) if ops else None,
-        }
+
+def pressure(samples: Iterable[Mapping[str, Any]], start: float, end: float) -> dict[str, float | int | None]:
+    """PING latency (ms) and the busiest second of CPU and commands among samples in [start, end)."""
+    window = [s for s in samples if start <= s["at"] < end]
+    pings = summarize(s["ping_ms"] for s in window if s["ping_ms"] is not None)
+    cpus = [s["cpu"] for s in window if s["cpu"] is not None]
+    ops = [s["ops_per_s"] for s in window if s["ops_per_s"] is not None]
+    return {
+        "ping_p50_ms": _round(pings.p50),
+        "ping_p99_ms": _round(pings.p99),
+        "ping_max_ms": _round(pings.max),
+        "unanswered_pings": sum(1 for s in window if s["ping_ms"] is None),
+        "cpu_max": max(cpus) if cpus else None,
+        "cpu_mean": round(sum(cpus) / len(cpus), 3) if cpus else None,
+        "ops_per_s_max": max(ops) if ops else None,
+    }
 
 
 async def _counters(client: aioredis.Redis) -> tuple[float, float, int]:

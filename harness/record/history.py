@@ -12,7 +12,6 @@ operations cost about a hundred bytes each plus their key strings; `Op` is only 
 from __future__ import annotations
 
 import gzip
-import json
 import threading
 import time
 from array import array
@@ -20,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import msgspec
 
 # Outcome codes as stored in the outcome column.
 PENDING = 0
@@ -306,17 +307,19 @@ class History:
 
     # -- JSON lines -----------------------------------------------------------------------------
     #
-    # The file is a log of events in the order they were recorded, so it can be appended while
-    # the run goes: `invoke` (an operation starts; `i` is its index), `complete` (an operation's
-    # outcome), `observation` (an effect). A file cut anywhere still reads as the history up to
-    # the cut; operations whose completion never reached it are pending (unknown).
+    # The file is a log in the order things were recorded, so it can be appended while the run
+    # goes. `op` is an operation whose outcome was known when it was written (invoke and completion
+    # in one line); `invoke` is one still pending then, and its `complete` line follows later;
+    # `observation` is an effect. A file cut anywhere reads as the history up to the cut:
+    # operations whose completion never reached it are pending (unknown).
 
     def stream(self, path: str | Path) -> HistoryStream:
         """A writer that appends to `path` whatever was recorded since its last `flush`."""
         return HistoryStream(self, path)
 
     def write_jsonl(self, path: str | Path) -> None:
-        """The whole history as JSON lines (the same format a stream writes)."""
+        """The whole history as JSON lines (the same format a stream writes), replacing the file."""
+        Path(path).unlink(missing_ok=True)
         with self.stream(path) as stream:
             stream.flush()
 
@@ -334,55 +337,80 @@ class History:
 
         Returns the history and, if the final line was torn, what was wrong with it; a bad line
         anywhere else still raises HistoryError."""
-        history = cls()
-        loads = json.JSONDecoder().decode
         raw = Path(path).read_bytes()
-        lines = (gzip.decompress(raw) if str(path).endswith(".gz") else raw).decode("utf-8").split("\n")
-        last = len(lines)
-        while last and not lines[last - 1].strip():
-            last -= 1
-        for number in range(1, last + 1):
-            line = lines[number - 1]
+        if str(path).endswith(".gz"):
+            raw = gzip.decompress(raw)
+        whole, _, tail = (
+            raw.rstrip(b"\n").rpartition(b"\n")
+            if raw.rstrip(b"\n").count(b"\n")
+            else (b"", b"", raw.rstrip(b"\n"))
+        )
+        history = cls()
+        try:
+            entries = _DECODER.decode_lines(whole) if whole else []
+            history._load_entries(entries)
+        except (msgspec.DecodeError, KeyError, TypeError, ValueError, IndexError):
+            history = cls()
+            history._load_lines_one_by_one(whole, path)  # names the bad line
+        last_number = whole.count(b"\n") + (2 if whole else 1)
+        if tail.strip():
+            try:
+                history._load_entries(_DECODER.decode_lines(tail))
+            except (msgspec.DecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
+                return history, f"{path}:{last_number}: not a history line: {exc}"
+        return history, None
+
+    def _load_lines_one_by_one(self, whole: bytes, path: str | Path) -> None:
+        for number, line in enumerate(whole.split(b"\n"), 1):
             if not line.strip():
                 continue
             try:
-                history._load_line(loads(line))
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                problem = f"{path}:{number}: not a history line: {exc}"
-                if number == last:
-                    return history, problem
-                raise HistoryError(problem) from None
-        return history, None
+                self._load_entries([_DECODER.decode(line)])
+            except (msgspec.DecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
+                raise HistoryError(f"{path}:{number}: not a history line: {exc}") from None
 
-    def _load_line(self, entry: dict[str, Any]) -> None:
-        kind = entry["type"]
-        if kind == "invoke":
-            if entry["i"] != len(self._process):
-                raise ValueError(f"invoke of operation {entry['i']} where {len(self._process)} was next")
-            self._load_op(entry)
-        elif kind == "complete":
-            self._load_completion(entry)
-        elif kind == "observation":
-            self.observe(entry["kind"], entry["key"], float(entry["at"]), **(entry.get("meta") or {}))
-        else:
-            raise ValueError(f"unknown type {kind!r}")
-
-    def _load_op(self, entry: dict[str, Any]) -> None:
-        meta = dict(entry.get("meta") or {})
-        ticket = meta.pop(_TICKET, None)
+    def _load_entries(self, entries: list[dict[str, Any]]) -> None:
+        """Append decoded lines to the columns (a history being read is not shared yet: no lock)."""
         names = self._names
-        with self._lock:
-            self._process.append(names.setdefault(entry["process"], entry["process"]))
-            self._kind.append(names.setdefault(entry["kind"], entry["kind"]))
-            self._key.append(entry.get("key"))
-            self._ticket.append(ticket)
-            self._meta.append(_pack_meta(meta))
-            self._error.append(None)
-            self._outcome.append(PENDING)
-            self._invoke_mono.append(int(entry["mono_ns"]))
-            self._invoke_wall.append(float(entry["wall"]))
-            self._complete_mono.append(0)
-            self._complete_wall.append(0.0)
+        process, kinds, keys, tickets, metas = self._process, self._kind, self._key, self._ticket, self._meta
+        errors, outcomes = self._error, self._outcome
+        invoke_mono, invoke_wall = self._invoke_mono, self._invoke_wall
+        complete_mono, complete_wall, order = self._complete_mono, self._complete_wall, self._completion_order
+        codes = _OUTCOME_CODES
+        for entry in entries:
+            kind = entry["type"]
+            if kind == "observation":
+                self.observe(entry["kind"], entry["key"], float(entry["at"]), **(entry.get("meta") or {}))
+                continue
+            if kind == "complete":
+                self._load_completion(entry)
+                continue
+            if kind not in ("op", "invoke"):
+                raise ValueError(f"unknown type {kind!r}")
+            if entry["i"] != len(process):
+                raise ValueError(f"operation {entry['i']} where {len(process)} was next")
+            meta = entry.get("meta") or {}
+            ticket = meta.pop(_TICKET, None) if meta else None
+            name = entry["process"]
+            process.append(names.setdefault(name, name))
+            name = entry["kind"]
+            kinds.append(names.setdefault(name, name))
+            keys.append(entry.get("key"))
+            tickets.append(ticket)
+            metas.append(_pack_meta(meta))
+            invoke_mono.append(entry["mono_ns"])
+            invoke_wall.append(entry["wall"])
+            if kind == "op":
+                outcomes.append(codes[entry["outcome"]])
+                errors.append(entry.get("error"))
+                complete_mono.append(entry["cmono_ns"])
+                complete_wall.append(entry["cwall"])
+                order.append(entry["i"])
+            else:
+                outcomes.append(PENDING)
+                errors.append(None)
+                complete_mono.append(0)
+                complete_wall.append(0.0)
 
     def _load_completion(self, entry: dict[str, Any]) -> None:
         outcome = _OUTCOME_CODES[entry["outcome"]]
@@ -393,16 +421,20 @@ class History:
             raise ValueError(str(exc)) from None
 
 
+_DECODER = msgspec.json.Decoder()
+_ENCODER = msgspec.json.Encoder()
+
+
 class HistoryStream:
     """Appends a history's new events to a JSON-lines file; `flush` is cheap when nothing is new."""
 
     def __init__(self, history: History, path: str | Path) -> None:
         self._history = history
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self._file = open(path, "ab")  # noqa: SIM115 - closed by close()
         self._invokes = 0
         self._completions = 0
         self._observations = 0
-        self._dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+        self._written_whole: set[int] = set()  # pending ops' completions already written in an op line
 
     def __enter__(self) -> HistoryStream:
         return self
@@ -411,13 +443,10 @@ class HistoryStream:
         self.close()
 
     def flush(self) -> None:
-        h, dumps, out = self._history, self._dumps, []
+        h, out = self._history, []
         with h._lock:
             invokes, completions, observations = len(h._process), len(h._completion_order), len(h._obs_kind)
             for i in range(self._invokes, invokes):
-                meta = _unpack_meta(h._meta[i])
-                if h._ticket[i] is not None:
-                    meta[_TICKET] = h._ticket[i]
                 entry = {
                     "type": "invoke",
                     "i": i,
@@ -426,39 +455,55 @@ class HistoryStream:
                     "key": h._key[i],
                     "wall": h._invoke_wall[i],
                     "mono_ns": h._invoke_mono[i],
-                    "meta": meta,
+                    "meta": _meta_with_ticket(h, i),
                 }
-                out.append(dumps(entry))
+                if h._outcome[i] != PENDING:  # already complete: one line for both
+                    entry["type"] = "op"
+                    entry["outcome"] = OUTCOME_NAMES[h._outcome[i]]
+                    entry["cwall"] = h._complete_wall[i]
+                    entry["cmono_ns"] = h._complete_mono[i]
+                    entry["error"] = h._error[i]
+                    self._written_whole.add(i)
+                out.append(entry)
             for n in range(self._completions, completions):
                 i = h._completion_order[n]
-                meta = _unpack_meta(h._meta[i])
-                if h._ticket[i] is not None:
-                    meta[_TICKET] = h._ticket[i]
-                entry = {
-                    "type": "complete",
-                    "i": i,
-                    "outcome": OUTCOME_NAMES[h._outcome[i]],
-                    "wall": h._complete_wall[i],
-                    "mono_ns": h._complete_mono[i],
-                    "error": h._error[i],
-                    "meta": meta,
-                }
-                out.append(dumps(entry))
+                if i in self._written_whole:
+                    self._written_whole.discard(i)
+                    continue
+                out.append(
+                    {
+                        "type": "complete",
+                        "i": i,
+                        "outcome": OUTCOME_NAMES[h._outcome[i]],
+                        "wall": h._complete_wall[i],
+                        "mono_ns": h._complete_mono[i],
+                        "error": h._error[i],
+                        "meta": _meta_with_ticket(h, i),
+                    }
+                )
             for i in range(self._observations, observations):
-                entry = {
-                    "type": "observation",
-                    "kind": h._obs_kind[i],
-                    "key": h._obs_key[i],
-                    "at": h._obs_at[i],
-                    "meta": _unpack_meta(h._obs_meta[i]),
-                }
-                out.append(dumps(entry))
+                out.append(
+                    {
+                        "type": "observation",
+                        "kind": h._obs_kind[i],
+                        "key": h._obs_key[i],
+                        "at": h._obs_at[i],
+                        "meta": _unpack_meta(h._obs_meta[i]),
+                    }
+                )
         self._invokes, self._completions, self._observations = invokes, completions, observations
         if out:
-            self._file.write("\n".join(out) + "\n")
+            self._file.write(_ENCODER.encode_lines(out))
         self._file.flush()
 
     def close(self) -> None:
         if not self._file.closed:
             self.flush()
             self._file.close()
+
+
+def _meta_with_ticket(h: History, i: int) -> dict[str, Any]:
+    meta = _unpack_meta(h._meta[i])
+    if h._ticket[i] is not None:
+        meta[_TICKET] = h._ticket[i]
+    return meta

@@ -87,6 +87,14 @@ class Record:
         event = self.mark(name)
         return event.at if event else None
 
+    def window(self, start: str, end: str) -> tuple[float, float] | None:
+        """Wall-clock times of the first `start` mark and the first `end` mark after it."""
+        opened = self.mark(start)
+        if opened is None:
+            return None
+        closed = next((e for e in self.marks(end) if e.at >= opened.at), None)
+        return (opened.at, closed.at) if closed else None
+
     def stream(self, name: str) -> list[dict[str, Any]]:
         return self.samples.get(name, [])
 

@@ -5,6 +5,7 @@ The debrief follows a postmortem's layout, so a drill ends with the document a t
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 from dataclasses import dataclass, field
@@ -99,9 +100,187 @@ def write_report(result: RunResult, run: Run, report_dir: Path) -> None:
             handle.write(debrief + "\n")
 
 
+# Units read from a figure's name, longest suffix first: `replay_s` is seconds, `rate_per_s` a rate.
+_UNITS = (
+    ("_per_s", "/s"),
+    ("_ms", "ms"),
+    ("_s", "s"),
+    ("_pct", "%"),
+    ("_mb", "MiB"),
+    ("_mib", "MiB"),
+    ("_kib", "KiB"),
+    ("_bytes", "bytes"),
+)
+_MESSAGE_FIGURES = (
+    ("attempted", "posted by the load"),
+    ("acked", "acknowledged by the api"),
+    ("failed", "refused (a definite failure)"),
+    ("unknown", "outcome unknown (time-out)"),
+    ("delivered", "observed processed"),
+    ("lost", "acknowledged, never observed"),
+    ("duplicated", "applied twice"),
+    ("unexpected", "observed, never attempted"),
+    ("recovered", "outcome unknown, yet observed"),
+)
+
+
+def cell(value: object) -> str:
+    """Text safe inside a markdown table cell: pipes escaped, line breaks as <br>."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>")
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(cell(c) for c in cells) + " |"
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[object, ...]], align: str) -> list[str]:
+    """A markdown table; `align` has one letter per column: l (text) or r (figures)."""
+    rule = "| " + " | ".join("---:" if a == "r" else "---" for a in align) + " |"
+    return [_row(*header), rule, *(_row(*r) for r in rows), ""]
+
+
+def _number(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "never" if value is None else str(value)
+
+
+def _unit(name: str) -> str:
+    return next((unit for suffix, unit in _UNITS if name.endswith(suffix)), "")
+
+
+def _words(name: str) -> str:
+    """`time_to_recover_s` -> `time to recover`: a figure's name without its unit suffix."""
+    for suffix, _ in _UNITS:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name.replace("_", " ").strip()
+
+
+def _plain(value: object) -> str:
+    """A value as a person writes it: `a 1, b on`, never a Python repr."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_plain(inner)}" for key, inner in value.items()) or "none"
+    if isinstance(value, list | tuple | set):
+        return ", ".join(_plain(inner) for inner in value) or "none"
+    return _number(value)
+
+
+def _readable(message: str) -> str:
+    """A timeline message whose tail is a Python literal (`profile hardened: {'OUTBOX': 'on'}`),
+    with that literal written out plainly."""
+    for opening in ("{", "["):
+        at = message.find(opening)
+        if at < 0:
+            continue
+        try:
+            literal = ast.literal_eval(message[at:])
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if isinstance(literal, dict | list):
+            return message[:at] + _plain(literal)
+    return message
+
+
+def _flatten(prefix: str, value: object, figures: list[tuple[str, object]], tables: dict[str, list]) -> None:
+    """Nested metrics as (dotted name, scalar) figures; lists of records become tables of their own."""
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, figures, tables)
+    elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        tables[prefix] = value
+    elif isinstance(value, list | tuple):
+        figures.append((prefix, _plain(list(value))))
+    else:
+        figures.append((prefix, value))
+
+
+def _figure_rows(figures: list[tuple[str, object]]) -> list[tuple[object, ...]]:
+    rows = []
+    for name, value in figures:
+        leaf = name.rsplit(".", 1)[-1]
+        unit = _unit(leaf) if isinstance(value, int | float) and not isinstance(value, bool) else ""
+        shown = _number(value) if not isinstance(value, str) else value
+        if isinstance(value, dict):  # an empty mapping
+            shown = "none"
+        rows.append((name, shown, unit))
+    return rows
+
+
+def _records_table(name: str, records: list[dict[str, Any]]) -> list[str]:
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    header = tuple(f"{_words(c)} ({_unit(c)})" if _unit(c) else _words(c) for c in columns)
+    rows = [tuple(_plain(record.get(c, "")) for c in columns) for record in records]
+    return [f"#### {name}", "", *_table(header, rows, "r" * len(columns))]
+
+
+def _impact(result: RunResult) -> list[str]:
+    m, metrics = result.messages, dict(result.metrics)
+    lines = ["### Customer messages", ""]
+    rows = [("**lost**" if k == "lost" else k, _number(m.get(k, 0)), w) for k, w in _MESSAGE_FIGURES]
+    lines += _table(("messages", "count", "meaning"), rows, "lrl")
+    lines += ["### Timings", ""]
+    rows = [(_words(k), "never" if v is None else f"{v:.1f}") for k, v in result.timings.items()]
+    lines += _table(("timing", "seconds"), rows, "lr")
+    latency = metrics.pop("api_latency", None)
+    if isinstance(latency, dict) and latency:
+        quantiles = [key for key in latency if key != "count"]
+        lines += ["### API latency (through the gateway)", ""]
+        lines += _table(
+            ("requests", *(f"{q} (ms)" for q in quantiles)),
+            [(_number(latency.get("count", 0)), *(_number(round(latency[q] * 1000, 1)) for q in quantiles))],
+            "r" * (1 + len(quantiles)),
+        )
+    statuses = metrics.pop("api_statuses", None)
+    if isinstance(statuses, dict) and statuses:
+        lines += ["### API responses", ""]
+        rows = [(code, _number(n)) for code, n in sorted(statuses.items())]
+        lines += _table(("HTTP status", "responses"), rows, "lr")
+    alerts = metrics.pop("alerts_fired", None)
+    if isinstance(alerts, dict):
+        lines += ["### Alerts", ""]
+        if alerts:
+            rows = [(name, _number(t)) for name, t in sorted(alerts.items(), key=lambda item: item[1])]
+            lines += _table(("alert", "first fired at t (s)"), rows, "lr")
+        else:
+            lines += ["No alert fired.", ""]
+    figures: list[tuple[str, object]] = []
+    tables: dict[str, list] = {}
+    for name, value in metrics.items():
+        _flatten(name, value, figures, tables)
+    if figures:
+        lines += ["### Other figures", ""]
+        lines += _table(("figure", "value", "unit"), _figure_rows(figures), "lrl")
+    for name, records in tables.items():
+        lines += _records_table(name, records)
+    return lines
+
+
+def _checks_table(checks: list[Check]) -> list[str]:
+    if not checks:
+        return ["Nothing.", ""]
+    return _table(
+        ("check", "observed", "expected"), [(c.name, c.observed, c.expected) for c in checks], "lll"
+    )
+
+
+def _timeline_rows(run: Run) -> list[tuple[object, ...]]:
+    rows = []
+    for event in run.timeline.events():
+        what = _readable(event.message)
+        rows.append(
+            (f"{event.t:.1f}", event.phase, what if event.kind == "phase" else f"{event.kind}: {what}")
+        )
+    return rows
+
+
 def render_debrief(result: RunResult, run: Run) -> str:
     scenario = run.scenario
-    m = result.messages
     held = [c for c in result.checks if c.passed]
     failed = result.failed_checks
     lines = [
@@ -116,34 +295,22 @@ def render_debrief(result: RunResult, run: Run) -> str:
         "",
         f"Source: {scenario.source}",
         "",
-        "## Timeline",
-        "",
-        "| t (s) | phase | what happened |",
-        "| ---: | --- | --- |",
     ]
-    for event in run.timeline.events():
-        lines.append(f"| {event.t:.1f} | {event.phase} | {event.kind}: {event.message} |")
-    lines += [
-        "",
-        "## Impact",
-        "",
-        f"- messages attempted {m.get('attempted', 0)}, acknowledged {m.get('acked', 0)}, "
-        f"failed {m.get('failed', 0)}, unknown {m.get('unknown', 0)}",
-        f"- delivered {m.get('delivered', 0)}, **lost {m.get('lost', 0)}**, "
-        f"duplicated {m.get('duplicated', 0)}, unexpected {m.get('unexpected', 0)}, "
-        f"recovered {m.get('recovered', 0)}",
-    ]
-    for name, value in result.timings.items():
-        lines.append(f"- {name}: {'never' if value is None else f'{value:.1f} s'}")
-    for name, value in result.metrics.items():
-        lines.append(f"- {name}: {value}")
-    lines += ["", "## What held", ""]
-    lines += [f"- {c.name}: {c.observed} (expected {c.expected})" for c in held] or ["- nothing"]
-    lines += ["", "## What failed", ""]
-    lines += [f"- **{c.name}**: {c.observed} (expected {c.expected})" for c in failed] or ["- nothing"]
+    settings = scenario.settings(result.profile)
+    if settings:
+        lines += [f"Settings of the `{result.profile}` profile:", ""]
+        lines += _table(("setting", "value"), sorted(settings.items()), "ll")
+    lines += ["## Timeline", ""]
+    lines += _table(("t (s)", "phase", "what happened"), _timeline_rows(run), "rll")
+    lines += ["## Impact", ""]
+    lines += _impact(result)
+    lines += ["## What held", ""]
+    lines += _checks_table(held)
+    lines += ["## What failed", ""]
+    lines += _checks_table(failed)
     if result.error:
-        lines += [f"- **the harness itself**: {result.error}"]
-    lines += ["", "## Action items", ""]
+        lines += [f"**The harness itself failed**: {result.error}", ""]
+    lines += ["## Action items", ""]
     if failed:
         lines += [
             f"- Fix what let `{c.name}` fail; rerun with seed {result.seed} to reproduce." for c in failed

@@ -9,7 +9,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-COMPOSE_FILE = Path(__file__).resolve().parents[2] / "compose" / "docker-compose.yml"
+# Shipped inside the package, so an installed wheel runs the stack without a source checkout.
+COMPOSE_FILE = Path(__file__).resolve().parent / "recipes" / "docker-compose.yml"
 DEFAULT_PROJECT = "outage-lab"
 
 
@@ -41,9 +42,12 @@ def run_compose(
     capture: bool = False,
     timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run one compose command for this project; raise ComposeError when it fails."""
-    command = [*compose_command(), "-p", project_name(), "-f", str(COMPOSE_FILE), *args]
-    full_env = {**os.environ, **(env or {})}
+    """Run one compose command for this project, with its secrets; raise ComposeError when it fails."""
+    from harness.stack.credentials import stack_secrets
+
+    project = project_name()
+    command = [*compose_command(), "-p", project, "-f", str(COMPOSE_FILE), *args]
+    full_env = {**os.environ, **stack_secrets(project).compose_env(), **(env or {})}
     try:
         result = subprocess.run(
             command, env=full_env, text=True, capture_output=capture, timeout=timeout, check=False

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import docker
 import docker.errors
@@ -16,7 +17,8 @@ import httpx
 from docker.models.containers import Container
 
 from harness.engine.waiting import wait_until_sync
-from harness.stack import images
+from harness.stack import credentials, images, nettools
+from harness.stack.cgroup_limits import READ_SCRIPT, CgroupReadError, parse_limits
 from harness.stack.compose import ComposeError, project_name, run_compose
 from harness.stack.protocol import (
     APP_SERVICES,
@@ -24,12 +26,13 @@ from harness.stack.protocol import (
     SERVICES,
     ClusterState,
     Endpoints,
+    Limits,
     ServiceState,
     StackStatus,
 )
 
-BROKER_USER = ("outage", "outage")
 _CONFIGURE_ATTEMPTS = 3
+_UP_RETRY_PAUSE_S = 10.0
 _PORT_RELEASE_TIMEOUT_S = 120.0
 # Compose variables that pin an app service's published port (compose/docker-compose.yml).
 _PORT_VARIABLES = {
@@ -64,14 +67,27 @@ class ComposeStack:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def up(self, env: Mapping[str, str] | None = None, build: bool = True, timeout: float = 300) -> None:
+        credentials.warn_if_legacy(credentials.stack_secrets(self.project), self.project)
         if build or not images.images_present():
             images.build_images()
         self._env = dict(env or {})
-        run_compose(["up", "-d", "--no-build"], env=self._env)
-        self.wait_healthy(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                run_compose(["up", "-d", "--no-build"], env=self._env)
+                break
+            except ComposeError:
+                # A dependency's health check can fail while it boots on a busy machine (compose v1
+                # gives up at once); it turns healthy later, and `up` again starts the rest.
+                if time.monotonic() + _UP_RETRY_PAUSE_S > deadline:
+                    raise
+                time.sleep(_UP_RETRY_PAUSE_S)
+        self.wait_healthy(max(1.0, deadline - time.monotonic()))
 
     def down(self, volumes: bool = False) -> None:
         run_compose(["down", "--remove-orphans", *(["--volumes"] if volumes else [])])
+        if volumes:  # the broker's login lived in its volumes: the next stack gets new secrets
+            credentials.forget_secrets(self.project)
 
     def configure(self, env: Mapping[str, str], services: Sequence[str] = APP_SERVICES) -> None:
         """Run the app services with these settings (compose recreates only what changed).
@@ -118,8 +134,9 @@ class ComposeStack:
     # -- state -----------------------------------------------------------------------------------
 
     def _containers(self) -> dict[str, Container]:
+        # A container compose removes between the listing and its inspection is skipped, not an error.
         found = self._docker.containers.list(
-            all=True, filters={"label": f"com.docker.compose.project={self.project}"}
+            all=True, filters={"label": f"com.docker.compose.project={self.project}"}, ignore_removed=True
         )
         chosen: dict[str, Container] = {}
         # While compose recreates a service, its old and new containers exist side by side:
@@ -155,7 +172,15 @@ class ComposeStack:
             state = container.attrs.get("State", {})
             health = (state.get("Health") or {}).get("Status", "none")
             networks = tuple(container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {})
-            services[name] = ServiceState(name, state.get("Status", "unknown"), health, networks)
+            status = state.get("Status", "unknown")
+            services[name] = ServiceState(
+                name,
+                status,
+                health,
+                networks,
+                exit_code=state.get("ExitCode") if status == "exited" else None,
+                started_at=_docker_time(state.get("StartedAt", "")),
+            )
         try:
             endpoints: Endpoints | None = self._endpoints_from(containers)
         except StackError:
@@ -169,7 +194,7 @@ class ComposeStack:
             return ClusterState(running, alarms)
         for node, url in endpoints.management.items():
             try:
-                reply = httpx.get(f"{url}/api/nodes", auth=BROKER_USER, timeout=3)
+                reply = httpx.get(f"{url}/api/nodes", auth=credentials.broker_login(), timeout=3)
                 reply.raise_for_status()
             except httpx.HTTPError:
                 continue
@@ -268,7 +293,59 @@ class ComposeStack:
             kwargs["since"] = int(since)
         return self.container(service).logs(**kwargs).decode(errors="replace")
 
-    def volume_path_write(self, service: str, path: str, content: str) -> None:
+    # -- levers on the wire and on the host ------------------------------------------------------
+
+    def _own_container(self, service: str) -> Container:
+        """The service's running container, checked to belong to this project (faults never
+        touch anything else)."""
+        container = self.container(service)
+        container.reload()
+        if container.labels.get("com.docker.compose.project") != self.project:
+            raise StackError(f"container {container.name} is not part of project {self.project}")
+        if container.status != "running":
+            raise StackError(f"service {service} is {container.status}, not running")
+        return container
+
+    def address(self, service: str) -> str:
+        container = self._own_container(service)
+        network = (container.attrs.get("NetworkSettings", {}).get("Networks") or {}).get(self.network)
+        if not network or not network.get("IPAddress"):
+            raise StackError(f"service {service} has no address on {self.network} (cut off?)")
+        return str(network["IPAddress"])
+
+    def _helper_labels(self) -> dict[str, str]:
+        return {"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"}
+
+    def run_in_netns(self, service: str | None, script: str, timeout: float = 30) -> tuple[int, str]:
+        mode = "none" if service is None else f"container:{self._own_container(service).id}"
+        return nettools.run_helper(self._docker, mode, script, self._helper_labels(), timeout)
+
+    def start_in_netns(self, service: str, script: str) -> Container:
+        """Start a helper in the service's network namespace and leave it running (a probe's
+        server side); the caller removes it."""
+        mode = f"container:{self._own_container(service).id}"
+        return nettools.start_helper(self._docker, mode, script, self._helper_labels())
+
+    def limits(self, service: str) -> Limits:
+        self._own_container(service)
+        code, output = self.exec(service, ["sh", "-c", READ_SCRIPT])
+        if code != 0:
+            raise StackError(f"cannot read the cgroup limits of {service}: {output[-300:]}")
+        try:
+            return parse_limits(output)
+        except CgroupReadError as exc:
+            raise StackError(f"{service}: {exc}") from None
+
+    def set_limits(self, service: str, limits: Limits) -> None:
+        """Change the limits at run time through the Docker API (the container keeps running)."""
+        self._own_container(service).update(
+            cpu_period=limits.cpu_period_us,
+            cpu_quota=limits.cpu_quota_us,
+            mem_limit=limits.memory_bytes,
+            memswap_limit=limits.memory_swap_bytes,
+        )
+
+    def write_volume_file(self, service: str, path: str, content: str) -> None:
         """Write a file into a stopped service's volume, with a throwaway container of its image."""
         container = self.container(service)
         mounts = container.attrs.get("Mounts") or []
@@ -283,7 +360,7 @@ class ComposeStack:
             labels={"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"},
         )
 
-    def volume_path_read(self, service: str, path: str) -> str | None:
+    def read_volume_file(self, service: str, path: str) -> str | None:
         """Read a file from a stopped service's volume (None when it does not exist)."""
         container = self.container(service)
         mounts = container.attrs.get("Mounts") or []
@@ -298,3 +375,13 @@ class ComposeStack:
             labels={"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"},
         ).decode(errors="replace")
         return None if output == "\x01missing" else output
+
+
+def _docker_time(text: str) -> float | None:
+    """Docker's RFC 3339 time with nanoseconds, as unix time (None when unset)."""
+    if not text or text.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(text[:26].rstrip("Z") + "+00:00").timestamp()
+    except ValueError:
+        return None

@@ -13,14 +13,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-STATE_DIR = Path(".outage")
+from harness.stack.state_dir import project_state_dir
 
 
 def ledger_path() -> Path:
-    """One ledger per compose project, so two stacks on one machine never heal each other."""
-    from harness.stack.compose import project_name
-
-    return Path(os.environ.get("OUTAGE_LEDGER", STATE_DIR / project_name() / "ledger.jsonl"))
+    """One ledger per compose project (in its state folder), so two stacks never heal each other."""
+    configured = os.environ.get("OUTAGE_LEDGER")
+    return Path(configured) if configured else project_state_dir() / "ledger.jsonl"
 
 
 class FaultLedger:

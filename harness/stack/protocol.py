@@ -34,6 +34,8 @@ class ServiceState:
     state: str  # running, exited, paused, missing, ...
     health: str  # healthy, unhealthy, starting, none
     networks: tuple[str, ...] = ()
+    exit_code: int | None = None  # of its last run, once it has exited
+    started_at: float | None = None  # unix time its current (or last) run started
 
     @property
     def healthy(self) -> bool:
@@ -86,6 +88,16 @@ class StackStatus:
         }
 
 
+@dataclass(frozen=True)
+class Limits:
+    """A service's cgroup limits as the kernel holds them (-1: no CPU quota)."""
+
+    cpu_period_us: int
+    cpu_quota_us: int
+    memory_bytes: int
+    memory_swap_bytes: int  # memory + swap
+
+
 class Stack(Protocol):
     """Control of the system under test: lifecycle, state, and the container-level levers faults pull."""
 
@@ -108,3 +120,23 @@ class Stack(Protocol):
     def connect(self, service: str) -> None: ...
     def exec(self, service: str, command: Sequence[str], timeout: float = 30) -> tuple[int, str]: ...
     def logs(self, service: str, since: float | None = None, tail: int = 200) -> str: ...
+    def read_volume_file(self, service: str, path: str) -> str | None:
+        """A file of the service's data volume, running or not (None when it does not exist)."""
+        ...
+
+    def write_volume_file(self, service: str, path: str, content: str) -> None:
+        """Write a file into the service's data volume, running or not."""
+        ...
+
+    # Levers for faults on the wire and on the host.
+    def address(self, service: str) -> str:
+        """The service's IP address on the project network."""
+        ...
+
+    def run_in_netns(self, service: str | None, script: str, timeout: float = 30) -> tuple[int, str]:
+        """Run a shell script with the network tools (iptables, tc, ping, iperf3) and NET_ADMIN in
+        the service's network namespace, or in a namespace of its own when `service` is None."""
+        ...
+
+    def limits(self, service: str) -> Limits: ...
+    def set_limits(self, service: str, limits: Limits) -> None: ...

@@ -10,7 +10,9 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -18,9 +20,13 @@ from harness.checks.latency import LatencySummary, summarize
 from harness.engine.waiting import pause
 from harness.record.history import History
 
-MAX_IN_FLIGHT = 1000
+MAX_IN_FLIGHT = 5000  # requests, including those waiting to retry
 MAX_ATTEMPTS = 3  # per message, when the api sheds load and says when to come back
 MAX_RETRY_WAIT_S = 2.0
+# An integration that retries an unknown outcome keeps at it for a couple of minutes, backing off
+# exponentially (full jitter), as job queues of customers' integrations do.
+UNKNOWN_OUTCOME_ATTEMPTS = 8
+UNKNOWN_OUTCOME_MAX_BACKOFF_S = 30.0
 
 
 def _retry_after(reply: httpx.Response) -> float | None:
@@ -30,6 +36,32 @@ def _retry_after(reply: httpx.Response) -> float | None:
         return max(0.0, float(reply.headers["Retry-After"]))
     except (KeyError, ValueError):
         return None
+
+
+async def open_loop(
+    rate: float,
+    stop: asyncio.Event,
+    start: Callable[[int], Coroutine[Any, Any, None]],
+    refuse: Callable[[int], None],
+) -> None:
+    """Start request number n every 1/rate seconds until `stop`, each as its own task, whatever
+    happened to the earlier ones; past MAX_IN_FLIGHT requests `refuse(n)` records it instead."""
+    tasks: set[asyncio.Task[None]] = set()
+    interval = 1.0 / rate
+    next_at = time.monotonic()
+    n = 0
+    while not stop.is_set():
+        n += 1
+        if len(tasks) < MAX_IN_FLIGHT:
+            task = asyncio.create_task(start(n))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        else:
+            refuse(n)
+        next_at += interval
+        await pause(stop, next_at - time.monotonic())
+    if tasks:
+        await asyncio.wait(tasks)
 
 
 @dataclass
@@ -46,6 +78,30 @@ class LoadStats:
         return self.outcomes["fail"] + self.outcomes["info"]
 
 
+@dataclass
+class TicketTraffic:
+    """Who sends open-loop requests about tickets, how fast, and where each is recorded."""
+
+    api_url: str
+    token: str
+    history: History
+    rng: random.Random
+    rate: float  # requests per second
+    tickets: list[int]
+    timeout: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0:
+            raise ValueError("rate must be positive")
+        if not self.tickets:
+            raise ValueError("the load needs at least one ticket")
+
+    def client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.AsyncClient(base_url=self.api_url, headers=headers, limits=limits, timeout=self.timeout)
+
+
 class MessageLoad:
     """Customer and agent messages posted to tickets at a fixed rate, each recorded in the history."""
 
@@ -59,63 +115,54 @@ class MessageLoad:
         tickets: list[int],
         timeout: float = 2.0,
         name: str = "messages",
+        retry_unknown: bool = False,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        if not tickets:
-            raise ValueError("the load needs at least one ticket")
-        self._api_url = api_url
-        self._token = token
+        """`retry_unknown`: also retry, with the same idempotency key, a request whose outcome is
+        unknown (a time-out, a 5xx without Retry-After), as an integration with retries does."""
+        self.traffic = TicketTraffic(api_url, token, history, rng, rate, tickets, timeout)
         self._history = history
         self._rng = rng
         self.rate = rate
         self._tickets = tickets
-        self._timeout = timeout
         self.name = name
+        self.retry_unknown = retry_unknown
         self.stats = LoadStats()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        headers = {"Authorization": f"Bearer {self._token}"}
-        async with httpx.AsyncClient(
-            base_url=self._api_url, headers=headers, limits=limits, timeout=self._timeout
-        ) as client:
-            interval = 1.0 / self.rate
-            next_at = time.monotonic()
-            n = 0
-            while not stop.is_set():
-                n += 1
-                ticket = self._rng.choice(self._tickets)
-                author = "customer" if self._rng.random() < 0.7 else "agent"
-                key = f"{self.name}-{self._rng.getrandbits(48):012x}-{n}"
-                if len(self._tasks) < MAX_IN_FLIGHT:
-                    task = asyncio.create_task(self._post(client, n, ticket, key, author))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                else:  # the harness cannot keep up; say so rather than silently slowing down
-                    op = self._history.invoke(f"{self.name}-{n % 16}", "post_message", key, ticket_id=ticket)
-                    op.fail("harness: too many requests in flight")
-                    self.stats.outcomes["fail"] += 1
-                    self.stats.statuses["harness_overloaded"] += 1
-                next_at += interval
-                await pause(stop, next_at - time.monotonic())
-            if self._tasks:
-                await asyncio.wait(self._tasks)
+        async with self.traffic.client() as client:
+            await open_loop(
+                self.rate,
+                stop,
+                lambda n: self._post(client, n, *self._next_message(n)),
+                lambda n: self._refuse(n, *self._next_message(n)),
+            )
+
+    def _next_message(self, n: int) -> tuple[int, str, str]:
+        ticket = self._rng.choice(self._tickets)
+        author = "customer" if self._rng.random() < 0.7 else "agent"
+        return ticket, f"{self.name}-{self._rng.getrandbits(48):012x}-{n}", author
+
+    def _refuse(self, n: int, ticket: int, key: str, author: str) -> None:
+        """The harness cannot keep up; say so rather than silently slowing down."""
+        op = self._history.invoke(f"{self.name}-{n % 16}", "post_message", key, ticket_id=ticket)
+        op.fail("harness: too many requests in flight")
+        self.stats.outcomes["fail"] += 1
+        self.stats.statuses["harness_overloaded"] += 1
 
     async def _post(self, client: httpx.AsyncClient, n: int, ticket: int, key: str, author: str) -> None:
         """Post one message; a refusal that says when to come back (Retry-After) is retried with the
         same idempotency key, as a well-behaved client does, each attempt recorded on its own."""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        attempts = UNKNOWN_OUTCOME_ATTEMPTS if self.retry_unknown else MAX_ATTEMPTS
+        for attempt in range(1, attempts + 1):
             retry_after = await self._attempt(client, n, ticket, key, author, attempt)
-            if retry_after is None or attempt == MAX_ATTEMPTS:
+            if retry_after is None or attempt == attempts:
                 return
-            await asyncio.sleep(self._rng.uniform(0, min(retry_after, MAX_RETRY_WAIT_S)))  # full jitter
+            await asyncio.sleep(self._rng.uniform(0, retry_after))  # full jitter
 
     async def _attempt(
         self, client: httpx.AsyncClient, n: int, ticket: int, key: str, author: str, attempt: int
     ) -> float | None:
-        """One request; returns the Retry-After delay when the api asked to come back later."""
+        """One request; returns the ceiling of the wait before retrying it (None: no retry)."""
         op = self._history.invoke(
             f"{self.name}-{n % 16}", "post_message", key, ticket_id=ticket, attempt=attempt
         )
@@ -132,11 +179,11 @@ class MessageLoad:
         except httpx.TimeoutException:
             op.info("timeout")  # it may or may not have been stored
             self._count("info", "timeout")
-            return None
+            return self._unknown_retry(attempt)
         except httpx.HTTPError as exc:
             op.info(f"{type(exc).__name__}: {exc}")
             self._count("info", type(exc).__name__)
-            return None
+            return self._unknown_retry(attempt)
         elapsed = time.monotonic() - started
         self.stats.latencies.append((time.time(), elapsed))
         if reply.status_code == 202:
@@ -149,7 +196,14 @@ class MessageLoad:
         else:  # a 5xx may come after the message was stored
             op.info(f"HTTP {reply.status_code}", status=reply.status_code)
             self._count("info", str(reply.status_code))
-        return _retry_after(reply)
+            told = _retry_after(reply)
+            return min(told, MAX_RETRY_WAIT_S) if told is not None else self._unknown_retry(attempt)
+        told = _retry_after(reply)
+        return min(told, MAX_RETRY_WAIT_S) if told is not None else None
+
+    def _unknown_retry(self, attempt: int) -> float | None:
+        """The backoff ceiling before retrying an unknown outcome (None: this client does not)."""
+        return min(UNKNOWN_OUTCOME_MAX_BACKOFF_S, 2.0**attempt) if self.retry_unknown else None
 
     def _count(self, outcome: str, status: str) -> None:
         self.stats.outcomes[outcome] += 1

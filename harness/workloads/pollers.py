@@ -6,9 +6,14 @@ requests pile up as real users make them pile up. Every attempt (retries include
 with when it was sent, the account size, its outcome and how long the agent waited, so a run can
 show request rate and latency by account size over time.
 
-The retry policy is the client's half of the profile: `IMMEDIATE` retries at once with no budget
-(every failure multiplies the load), `BUDGETED` retries only within a budget, with full jitter,
-after any Retry-After the api asks for, and never once the next poll has made the retry stale.
+The retry policy is the web app's own client code, so it is a declared product setting
+(`WEB_POLL_RETRY`): `IMMEDIATE` retries at once with no budget (every failure multiplies the load),
+`BUDGETED` retries only within a budget, with full jitter, after any Retry-After the api asks for,
+and never once the next poll has made the retry stale.
+
+A run's record gets the attempts through a sink (`run.sample`), aggregated by `PollSeconds`: one
+row per second of sending and per account (ordinary agents pooled), so the checks can read rates,
+latencies and outcomes by account size without a row per request.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -66,6 +72,9 @@ BUDGETED = RetryPolicy(
 )  # fmt: skip
 
 
+POLICIES = {policy.name: policy for policy in (IMMEDIATE, BUDGETED)}
+
+
 class RetryBudget:
     """A token bucket: each request earns `ratio` of a retry, up to `cap`; a retry spends one."""
 
@@ -108,6 +117,65 @@ class Attempt:
     def ok(self) -> bool:
         return self.outcome == "200"
 
+    @property
+    def answered(self) -> bool:
+        """An HTTP answer came back (a page or a refusal), as opposed to a time-out or a reset."""
+        return self.outcome.isdigit()
+
+
+Sink = Callable[..., None]  # run.sample: sink(stream, **fields)
+
+
+class PollSeconds:
+    """Attempts aggregated per second of sending and per account, each second handed to `sink` once
+    every attempt sent in it has ended. Ordinary agents are pooled; large accounts stay apart.
+
+    A row: `t` (the second, wall clock), `size`, `account`, `sent` (requests that left the
+    harness), `first` (first tries: polls), `ok` (answered 200), `outcomes` (the others, by
+    outcome) and `ms` (sorted waits, in ms, of the attempts that got an HTTP answer)."""
+
+    def __init__(self, sink: Sink, stream: str = "poll") -> None:
+        self._sink = sink
+        self._stream = stream
+        self._rows: dict[int, dict[str, dict[str, Any]]] = {}
+        self._pending: Counter[int] = Counter()
+
+    def started(self, attempt: Attempt) -> None:
+        self._pending[int(attempt.at)] += 1
+
+    def ended(self, attempt: Attempt) -> None:
+        second = int(attempt.at)
+        account = attempt.agent if attempt.size == LARGE else attempt.size
+        row = self._rows.setdefault(second, {}).setdefault(
+            account,
+            {"t": second, "size": attempt.size, "account": account, "sent": 0, "first": 0, "ok": 0,
+             "outcomes": Counter(), "ms": []},
+        )  # fmt: skip
+        if attempt.outcome != "harness_overloaded":
+            row["sent"] += 1
+        row["first"] += attempt.attempt == 1
+        if attempt.ok:
+            row["ok"] += 1
+        else:
+            row["outcomes"][attempt.outcome] += 1
+        if attempt.answered and attempt.latency_s is not None:
+            row["ms"].append(round(attempt.latency_s * 1000, 1))
+        self._pending[second] -= 1
+        self._emit(before=int(time.time()))
+
+    def close(self) -> None:
+        """Hand over every second still held (the run is over)."""
+        self._emit(before=None)
+
+    def _emit(self, before: int | None) -> None:
+        done = [s for s in self._rows if before is None or (s < before and self._pending[s] <= 0)]
+        for second in sorted(done):
+            for row in self._rows.pop(second).values():
+                self._sink(
+                    self._stream, **{**row, "outcomes": dict(row["outcomes"]), "ms": sorted(row["ms"])}
+                )
+            self._pending.pop(second, None)
+
 
 class AgentPollers:
     """A population of polling agents; `attempts` is the record of every request they sent."""
@@ -121,6 +189,7 @@ class AgentPollers:
         page_limit: int = 50,
         max_in_flight: int = 600,
         finish_grace_s: float = 2.0,
+        sink: Sink | None = None,
     ) -> None:
         self._api_url = api_url
         self.agents = list(agents)
@@ -132,6 +201,7 @@ class AgentPollers:
         self._in_flight: set[asyncio.Task[None]] = set()
         self.attempts: list[Attempt] = []
         self.gave_up: Counter[str] = Counter()  # polls that stopped retrying, by reason
+        self._seconds = PollSeconds(sink) if sink is not None else None
 
     async def run(self, stop: asyncio.Event) -> None:
         limits = httpx.Limits(max_connections=self._max_in_flight, max_keepalive_connections=100)
@@ -141,6 +211,8 @@ class AgentPollers:
             loops = [asyncio.create_task(self._agent_loop(client, agent, stop)) for agent in self.agents]
             await asyncio.gather(*loops)
             await self._finish_in_flight()
+        if self._seconds is not None:
+            self._seconds.close()
 
     async def _finish_in_flight(self) -> None:
         """A short grace for the polls still out, then they are abandoned: a vulnerable client
@@ -161,8 +233,8 @@ class AgentPollers:
                 return
             next_at += agent.interval_s
             if len(self._in_flight) >= self._max_in_flight:  # the harness cannot keep up: say so
-                self.attempts.append(
-                    Attempt(time.time(), agent.name, agent.size, 1, "harness_overloaded", None)
+                self._note(
+                    Attempt(time.time(), agent.name, agent.size, 1, "harness_overloaded", None), ended=True
                 )
                 continue
             task = asyncio.create_task(self._poll(client, agent, headers, budget, next_at))
@@ -200,7 +272,28 @@ class AgentPollers:
         """One request; returns None when done, else the Retry-After asked for (-1 when none)."""
         sent_at, started = time.time(), time.monotonic()
         record = Attempt(sent_at, agent.name, agent.size, attempt, "error", None)
-        self.attempts.append(record)
+        self._note(record, ended=False)
+        try:
+            return await self._send(client, agent, headers, record, started)
+        finally:
+            if self._seconds is not None:
+                self._seconds.ended(record)
+
+    def _note(self, attempt: Attempt, ended: bool) -> None:
+        self.attempts.append(attempt)
+        if self._seconds is not None:
+            self._seconds.started(attempt)
+            if ended:
+                self._seconds.ended(attempt)
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        agent: PollingAgent,
+        headers: dict[str, str],
+        record: Attempt,
+        started: float,
+    ) -> float | None:
         try:
             reply = await client.get(
                 f"/agents/{agent.name}/conversations", params={"limit": self._page_limit}, headers=headers
@@ -233,57 +326,43 @@ def _retry_after(reply: httpx.Response) -> float:
         return -1.0
 
 
-# -- reading the record -----------------------------------------------------------------------------
+# -- reading the record: the rows PollSeconds wrote -------------------------------------------------
+
+Row = dict[str, Any]
 
 
-def rate_series(attempts: Iterable[Attempt], start: float, end: float, bucket_s: float = 1.0) -> list[int]:
-    """Requests sent per bucket of `bucket_s` seconds from `start` to `end` (wall clock)."""
-    buckets = [0] * max(0, math.ceil((end - start) / bucket_s))
-    for a in attempts:
-        if start <= a.at < end and a.outcome != "harness_overloaded":
-            buckets[int((a.at - start) // bucket_s)] += 1
-    return buckets
+def rows_between(rows: Iterable[Row], start: float, end: float, size: str | None = None) -> list[Row]:
+    """The rows of the seconds that began in [start, end), of one account size or all."""
+    return [r for r in rows if start <= r["t"] < end and (size is None or r["size"] == size)]
 
 
-def latency(attempts: Iterable[Attempt], size: str, start: float, end: float) -> LatencySummary:
-    """What agents of this size waited for answers sent in [start, end): time-outs count in full."""
-    return summarize(
-        a.latency_s for a in attempts if a.size == size and start <= a.at < end and a.latency_s is not None
-    )
+def sent_per_second(rows: Iterable[Row], start: float, end: float) -> list[int]:
+    """Requests sent in each whole second from `start` to `end` (what the harness never sent excluded)."""
+    first = math.ceil(start)
+    counts = [0] * max(0, math.ceil(end) - first)
+    for row in rows_between(rows, first, end):
+        counts[row["t"] - first] += row["sent"]
+    return counts
 
 
-def outcomes(attempts: Iterable[Attempt], start: float, end: float, size: str | None = None) -> Counter[str]:
-    return Counter(a.outcome for a in attempts if start <= a.at < end and (size is None or a.size == size))
+def waits(rows: Iterable[Row], timeout_s: float) -> LatencySummary:
+    """What agents waited for answers: a time-out counts in full (the client's `timeout_s`); a
+    refused connection, with no wait to speak of, does not count."""
+    answered = [ms / 1000 for row in rows for ms in row["ms"]]
+    timed_out = sum(row["outcomes"].get("timeout", 0) for row in rows)
+    return summarize(answered + [timeout_s] * timed_out)
 
 
-def over_time(
-    attempts: Sequence[Attempt], start: float, end: float, bucket_s: float = 5.0
-) -> list[dict[str, object]]:
-    """Per bucket and account size: requests per second, share answered 200, p50 and p99 (ms)."""
-    rows: list[dict[str, object]] = []
-    at = start
-    while at < end:
-        upto = min(end, at + bucket_s)
-        for size in (ORDINARY, LARGE):
-            sent = [
-                a
-                for a in attempts
-                if a.size == size and at <= a.at < upto and a.outcome != "harness_overloaded"
-            ]
-            waited = summarize(a.latency_s for a in sent if a.latency_s is not None)
-            rows.append(
-                {
-                    "t": round(at - start, 1),
-                    "size": size,
-                    "rate_per_s": round(len(sent) / (upto - at), 2),
-                    "ok_share": round(sum(a.ok for a in sent) / len(sent), 3) if sent else None,
-                    "p50_ms": _ms(waited.p50),
-                    "p99_ms": _ms(waited.p99),
-                }
-            )
-        at = upto
-    return rows
+def outcomes(rows: Iterable[Row]) -> Counter[str]:
+    """Attempts by outcome ("200" for the answered pages)."""
+    counted: Counter[str] = Counter()
+    for row in rows:
+        counted["200"] += row["ok"]
+        counted.update(row["outcomes"])
+    return +counted
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 1)
+def ok_share(rows: Sequence[Row]) -> float | None:
+    """Polls answered 200 per poll made (first tries), or None with no poll."""
+    polls = sum(row["first"] for row in rows)
+    return sum(row["ok"] for row in rows) / polls if polls else None

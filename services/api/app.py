@@ -9,12 +9,14 @@ import redis.asyncio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from services.api.admission import Admission
 from services.api.context import ApiContext, context_of
@@ -92,8 +94,18 @@ def _framework_error(request: Request, error: HTTPException) -> HTTPException:
     if error.status_code == 404 and error.detail == "Not Found":
         return ApiError(404, "not_found", f"no route {where}; see /openapi.json")
     if error.status_code == 405:
-        return ApiError(405, "method_not_allowed", f"{where}: method not allowed", headers=error.headers)
+        allow = {"Allow": ", ".join(_methods_for(request))}
+        return ApiError(405, "method_not_allowed", f"{where}: method not allowed", headers=allow)
     return error
+
+
+def _methods_for(request: Request) -> list[str]:
+    """Every method some route serves at this path (the router names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, APIRoute) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -53,13 +53,13 @@ def require_admin(caller: Caller) -> None:
 
 # Documents bearer auth in /openapi.json; the check itself runs in services.api.routing, before
 # the body is read, so an unauthenticated request learns nothing about validation.
-_bearer = HTTPBearer(
+bearer_scheme = HTTPBearer(
     auto_error=False, description="an agent token (`outage token --agent NAME`) or the admin token"
 )
 
 
 def _current_caller(
-    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
 ) -> Caller:
     return request.state.caller
 

@@ -16,7 +16,12 @@ from services.common import tokens
 
 AgentName = Annotated[str, StringConstraints(pattern=tokens.AGENT_NAME.pattern)]
 ViewName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
-EMAILISH = re.compile(r"^[^@\s]+@[^@\s]+$")
+# An address as RFC 5321 writes it, in ASCII: dot-separated atoms, then a host name. Quoted local
+# parts and address literals are refused; everything accepted is a valid `format: email`.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*$")
+MAX_LOCAL_PART = 64
 
 MAX_SEED_TICKETS = 500_000
 
@@ -27,7 +32,13 @@ class _Request(BaseModel):
 
 class NewTicket(_Request):
     subject: str = Field(min_length=1, max_length=200)
-    customer: str = Field(min_length=1, max_length=200, description="an email address")
+    customer: str = Field(
+        min_length=3,
+        max_length=200,
+        description="an email address",
+        # The validator below checks this pattern (and a local part of at most 64 characters).
+        json_schema_extra={"format": "email", "pattern": EMAIL.pattern},
+    )
     view: ViewName = "inbox"
     bot: bool = Field(default=False, description="the customer gets automated replies")
     assignee: AgentName | None = None
@@ -35,7 +46,7 @@ class NewTicket(_Request):
     @field_validator("customer")
     @classmethod
     def _customer_is_an_address(cls, customer: str) -> str:
-        if not EMAILISH.match(customer):
+        if not EMAIL.match(customer) or len(customer.partition("@")[0]) > MAX_LOCAL_PART:
             raise ValueError("must be an email address such as name@example.com")
         return customer
 
@@ -52,6 +63,14 @@ class NewMessage(_Request):
 
 
 class BulkAction(_Request):
+    # The tag action needs its tag: said in the schema too, so generated clients know.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"action": {"const": "tag"}}},
+            "then": {"required": ["tag"], "properties": {"tag": {"type": "string"}}},
+        }
+    )
+
     action: Literal["close", "tag", "reopen"]
     tag: str | None = Field(default=None, min_length=1, max_length=100, validate_default=True)
 
@@ -154,3 +173,40 @@ class Conversation(BaseModel):
 class ConversationPage(BaseModel):
     items: list[Conversation]
     next_cursor: int | None
+
+
+class Typing(BaseModel):
+    ticket_id: int
+    agent: str
+
+
+class Health(BaseModel):
+    status: Literal["alive"]
+    service: str
+    switches: dict[str, bool] = Field(description="the resilience switches this process runs with")
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, str]
+
+
+class NotReady(BaseModel):
+    error: Literal["not_ready"]
+    detail: str
+    checks: dict[str, str] = Field(description="each dependency: ok, or why not")
+
+
+class Failpoints(BaseModel):
+    failpoints: dict[str, Any] = Field(description="the failpoints set now and their values")
+    known: dict[str, str] = Field(description="every failpoint name and what it does when set")
+
+
+class FailpointSet(BaseModel):
+    name: str
+    value: Any
+
+
+class FailpointCleared(BaseModel):
+    name: str
+    removed: bool

@@ -4,12 +4,18 @@ This is the design the 2021 queue-cluster incident punished: the api writes to R
 publishes to the broker itself, fire-and-forget (no publisher confirms). When the broker is
 down every message request fails, so the api goes down with the broker, and an event lost in
 flight is never replayed.
+
+It honours the broker's flow control as publishers must: once the broker says a connection is
+blocked (a resource alarm), the publisher waits for the unblock instead of writing into socket
+buffers that the broker no longer reads; after the connection's blocked timeout it gives up. The
+request publishing waits with it, as the requests of Help Scout's services did in 2017.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,8 +32,12 @@ _HANDSHAKE_TIMEOUT_S = 1.5
 
 _BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
 
+_RETRY_PAUSE_S = 0.5
+
 # Long-lived threads, so each keeps its connection between requests.
 _PUBLISH_THREADS = 8
+# How often a publisher waiting on a blocked connection reads the broker's frames (the unblock).
+_BLOCKED_POLL_S = 0.25
 
 
 class BrokerUnavailable(Exception):
@@ -56,11 +66,23 @@ class DirectPublisher:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     def _publish_blocking(self, events: list[Event]) -> None:
+        """Publish, retrying for up to PUBLISH_RETRY_S while the broker is unreachable."""
+        deadline = time.monotonic() + self._settings.publish_retry_s
+        while True:
+            try:
+                return self._publish_once(events)
+            except BrokerUnavailable:
+                if time.monotonic() + _RETRY_PAUSE_S > deadline:
+                    raise
+                time.sleep(_RETRY_PAUSE_S)
+
+    def _publish_once(self, events: list[Event]) -> None:
         sent = 0
         for attempt in (1, 2):
             channel, fresh = self._channel()
             try:
                 while sent < len(events):
+                    self._wait_while_blocked()
                     event = events[sent]
                     channel.basic_publish(
                         broker.EXCHANGE,
@@ -77,6 +99,16 @@ class DirectPublisher:
                 if fresh or attempt == 2:
                     raise BrokerUnavailable(f"publishing to RabbitMQ failed: {_describe(exc)}") from None
 
+    def _wait_while_blocked(self) -> None:
+        """Read the broker's pending frames; while it holds this connection blocked, wait.
+
+        pika closes a connection blocked longer than its `blocked_connection_timeout`; the
+        publish then fails like any other broker error."""
+        connection = self._local.connection
+        connection.process_data_events(time_limit=0)
+        while self._local.blocked:
+            connection.process_data_events(time_limit=_BLOCKED_POLL_S)
+
     def _channel(self) -> tuple[pika.adapters.blocking_connection.BlockingChannel, bool]:
         channel = getattr(self._local, "channel", None)
         connection = getattr(self._local, "connection", None)
@@ -84,6 +116,9 @@ class DirectPublisher:
             return channel, False
         self._forget_connection()
         connection = self._connect()
+        self._local.blocked = False
+        connection.add_on_connection_blocked_callback(lambda *_: setattr(self._local, "blocked", True))
+        connection.add_on_connection_unblocked_callback(lambda *_: setattr(self._local, "blocked", False))
         try:
             channel = connection.channel()
             broker.declare_topology(channel)
@@ -113,6 +148,7 @@ class DirectPublisher:
     def _forget_connection(self) -> None:
         connection = getattr(self._local, "connection", None)
         self._local.connection = self._local.channel = None
+        self._local.blocked = False
         if connection is not None:
             _close_quietly(connection)
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, Security
 from fastapi.routing import APIRoute
 
-from services.api.auth import authenticate, require_admin
+from services.api.auth import authenticate, bearer_scheme, require_admin
 from services.api.context import context_of
+from services.api.documented_errors import AUTHENTICATED, refusals
 
 
 class _AuthenticatedRoute(APIRoute):
@@ -55,8 +56,14 @@ class AdminRoute(_AuthenticatedRoute):
 
 
 def agent_router() -> APIRouter:
-    return APIRouter(route_class=AgentRoute)
+    # 429: admission control limits one caller's requests in flight on a route.
+    return APIRouter(route_class=AgentRoute, responses=refusals(*AUTHENTICATED, 429))
 
 
 def admin_router() -> APIRouter:
-    return APIRouter(route_class=AdminRoute)
+    # 403: an agent's token is valid, but not here.
+    return APIRouter(
+        route_class=AdminRoute,
+        responses=refusals(*AUTHENTICATED, 403),
+        dependencies=[Security(bearer_scheme)],
+    )

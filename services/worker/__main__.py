@@ -1,6 +1,6 @@
 """`python -m services.worker`: event consumer, background job runners, heartbeat, status on :9100.
 
-Environment besides the shared settings: JOB_RUNNERS (default 2), WORKER_ID (default: host name).
+Environment besides the shared settings (services/common/config.py): WORKER_ID (default: host name).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def main() -> None:
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     settings = Settings.from_env()
     worker_id = os.environ.get("WORKER_ID") or socket.gethostname()
-    runner_count = int(os.environ.get("JOB_RUNNERS") or 2)
+    runner_count = settings.job_runners
     stop = threading.Event()
 
     client = _redis(settings)

@@ -20,10 +20,10 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 @pytest.fixture
-def agent(stack: Any) -> Iterator[httpx.Client]:
-    token = stack.agent_token("contract-agent")
+def agent(outage_stack: Any) -> Iterator[httpx.Client]:
+    token = outage_stack.agent_token("contract-agent")
     with httpx.Client(
-        base_url=stack.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        base_url=outage_stack.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
     ) as client:
         yield client
 
@@ -54,13 +54,13 @@ def assert_refused(response: httpx.Response, status: int, code: str) -> dict[str
     return body
 
 
-def test_health_and_ready_need_no_token(stack: Any) -> None:
-    health = httpx.get(f"{stack.api_url}/health", timeout=10)
+def test_health_and_ready_need_no_token(outage_stack: Any) -> None:
+    health = httpx.get(f"{outage_stack.api_url}/health", timeout=10)
     assert health.status_code == 200
     assert health.json()["status"] == "alive"
     assert isinstance(health.json()["switches"]["outbox"], bool)
-    assert httpx.get(f"{stack.api_url}/ready", timeout=10).status_code == 200
-    assert "/tickets" in httpx.get(f"{stack.api_url}/openapi.json", timeout=10).json()["paths"]
+    assert httpx.get(f"{outage_stack.api_url}/ready", timeout=10).status_code == 200
+    assert "/tickets" in httpx.get(f"{outage_stack.api_url}/openapi.json", timeout=10).json()["paths"]
 
 
 def test_a_ticket_round_trips(agent: httpx.Client, ticket_id: int) -> None:
@@ -119,11 +119,14 @@ def test_validation_names_the_wrong_field(agent: httpx.Client, ticket_id: int) -
     ids=["no-token", "forged-token", "wrong-scheme"],
 )
 def test_a_message_without_a_valid_token_is_refused_and_stores_nothing(
-    stack: Any, agent: httpx.Client, ticket_id: int, headers: dict[str, str]
+    outage_stack: Any, agent: httpx.Client, ticket_id: int, headers: dict[str, str]
 ) -> None:
     before = messages_of(agent, ticket_id)
     response = httpx.post(
-        f"{stack.api_url}/tickets/{ticket_id}/messages", json={"body": "sneaky"}, headers=headers, timeout=10
+        f"{outage_stack.api_url}/tickets/{ticket_id}/messages",
+        json={"body": "sneaky"},
+        headers=headers,
+        timeout=10,
     )
     assert response.status_code == 401
     assert response.json()["error"] in {"missing_token", "invalid_token"}
@@ -150,11 +153,11 @@ def test_an_unknown_ticket_is_a_404(agent: httpx.Client) -> None:
     assert_refused(agent.get("/no/such/route"), 404, "not_found")
 
 
-def test_admin_routes_refuse_agents(stack: Any, agent: httpx.Client) -> None:
+def test_admin_routes_refuse_agents(outage_stack: Any, agent: httpx.Client) -> None:
     assert_refused(agent.get("/admin/failpoints"), 403, "forbidden")
     admin = httpx.get(
-        f"{stack.api_url}/admin/failpoints",
-        headers={"Authorization": f"Bearer {stack.admin_token}"},
+        f"{outage_stack.api_url}/admin/failpoints",
+        headers={"Authorization": f"Bearer {outage_stack.admin_token}"},
         timeout=10,
     )
     assert admin.status_code == 200

@@ -17,6 +17,7 @@ import pytest
 
 from faults.containers import KillContainer, Partition, PauseContainer, StopContainer
 from faults.failpoints import Failpoint
+from tests.stack.polling import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.chaos]
 
@@ -32,34 +33,28 @@ def _ready(api_url: str) -> int:
         return 0
 
 
-def _wait_for(condition, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
+def test_killed_worker_is_down_during_the_fault_and_running_after(outage_stack, outage_fault):
+    with outage_fault(KillContainer("worker")):
+        assert _state(outage_stack, "worker") == "exited"
+    # Leaving the block returns once the stack is healthy again.
+    assert _state(outage_stack, "worker") == "running"
+    assert outage_stack.control.status().healthy
 
 
-def test_killed_worker_is_down_during_the_fault_and_running_after(stack, fault):
-    with fault(KillContainer("worker")):
-        assert _state(stack, "worker") == "exited"
-    assert _state(stack, "worker") == "running"
-    stack.control.wait_healthy(120)
+def test_stopped_relay_comes_back(outage_stack, outage_fault):
+    with outage_fault(StopContainer("relay", grace_s=2)):
+        assert _state(outage_stack, "relay") == "exited"
+    assert outage_stack.control.status().healthy
 
 
-def test_stopped_relay_comes_back(stack, fault):
-    with fault(StopContainer("relay", grace_s=2)):
-        assert _state(stack, "relay") == "exited"
-    stack.control.wait_healthy(120)
-
-
-def test_paused_api_is_taken_out_of_the_gateway_then_serves_again(stack, fault):
-    with fault(PauseContainer("api")):
-        assert _state(stack, "api") == "paused"
+def test_paused_api_is_taken_out_of_the_gateway_then_serves_again(outage_stack, outage_fault):
+    with outage_fault(PauseContainer("api")):
+        assert _state(outage_stack, "api") == "paused"
         # The gateway's checks find no api answering: clients get a quick 503 saying when to retry.
-        assert _wait_for(lambda: _gateway_refuses(stack.api_url)), "the gateway kept routing to a paused api"
-    assert _wait_for(lambda: httpx.get(f"{stack.api_url}/health", timeout=5).status_code == 200)
+        refused = wait_for(lambda: _gateway_refuses(outage_stack.api_url))
+        assert refused, "the gateway kept routing to a paused api"
+    # Leaving the block returns once the gateway routes to the api again: no waiting here.
+    assert httpx.get(f"{outage_stack.api_url}/health", timeout=5).status_code == 200
 
 
 def _gateway_refuses(api_url: str) -> bool:
@@ -74,19 +69,19 @@ def _gateway_refuses(api_url: str) -> bool:
     )
 
 
-def test_redis_cut_off_makes_the_api_unready_and_reconnecting_restores_its_name(stack, fault):
-    with fault(Partition("redis")):
-        assert _wait_for(lambda: _ready(stack.api_url) == 503), "the api should notice Redis is gone"
+def test_redis_cut_off_makes_the_api_unready_and_reconnecting_restores_its_name(outage_stack, outage_fault):
+    with outage_fault(Partition("redis")):
+        assert wait_for(lambda: _ready(outage_stack.api_url) == 503), "the api should notice Redis is gone"
     # Peers find Redis by its service name again only if the alias came back with the reconnect.
-    assert _wait_for(lambda: _ready(stack.api_url) == 200, timeout=60)
+    assert wait_for(lambda: _ready(outage_stack.api_url) == 200, timeout=60)
 
 
-def test_failpoint_is_visible_while_set_and_gone_after(stack, fault):
-    admin = {"Authorization": f"Bearer {stack.admin_token}"}
-    with fault(Failpoint("api.latency_ms", 50)):
-        listed = httpx.get(f"{stack.api_url}/admin/failpoints", headers=admin).json()["failpoints"]
+def test_failpoint_is_visible_while_set_and_gone_after(outage_stack, outage_fault):
+    admin = {"Authorization": f"Bearer {outage_stack.admin_token}"}
+    with outage_fault(Failpoint("api.latency_ms", 50)):
+        listed = httpx.get(f"{outage_stack.api_url}/admin/failpoints", headers=admin).json()["failpoints"]
         assert listed == {"api.latency_ms": 50}
-    assert httpx.get(f"{stack.api_url}/admin/failpoints", headers=admin).json()["failpoints"] == {}
+    assert httpx.get(f"{outage_stack.api_url}/admin/failpoints", headers=admin).json()["failpoints"] == {}
 
 
 _CRASHING_HARNESS = textwrap.dedent(
@@ -108,7 +103,7 @@ _CRASHING_HARNESS = textwrap.dedent(
 )
 
 
-def test_heal_reverts_what_a_killed_harness_left(stack, tmp_path):
+def test_heal_reverts_what_a_killed_harness_left(outage_stack, tmp_path):
     env = {**os.environ, "OUTAGE_LEDGER": str(tmp_path / "ledger.jsonl")}
     harness = subprocess.Popen(
         [sys.executable, "-c", _CRASHING_HARNESS], env=env, stdout=subprocess.PIPE, text=True
@@ -116,7 +111,7 @@ def test_heal_reverts_what_a_killed_harness_left(stack, tmp_path):
     assert harness.stdout.readline().strip() == "faults in place"
     harness.send_signal(signal.SIGKILL)
     harness.wait()
-    status = stack.control.status()
+    status = outage_stack.control.status()
     assert status.services["api"].state == "paused"
     assert status.services["live"].state == "exited"
 
@@ -130,9 +125,9 @@ def test_heal_reverts_what_a_killed_harness_left(stack, tmp_path):
     print(f"heal took {time.monotonic() - started:.1f} s\n{healed.stdout}")
     assert healed.returncode == 0, healed.stderr
 
-    status = stack.control.status()
+    status = outage_stack.control.status()
     assert status.healthy, status.problems()
     assert all(s.state == "running" for s in status.services.values())
-    assert stack.control.is_connected("relay")
-    admin = {"Authorization": f"Bearer {stack.admin_token}"}
-    assert httpx.get(f"{stack.api_url}/admin/failpoints", headers=admin).json()["failpoints"] == {}
+    assert outage_stack.control.is_connected("relay")
+    admin = {"Authorization": f"Bearer {outage_stack.admin_token}"}
+    assert httpx.get(f"{outage_stack.api_url}/admin/failpoints", headers=admin).json()["failpoints"] == {}

@@ -89,41 +89,41 @@ def _assert_in_order_without_gaps(updates: list[dict[str, Any]], after: int, mar
 
 
 @pytest.fixture
-def store(stack: Any) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+def store(outage_stack: Any) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(outage_stack.redis_url, decode_responses=True)
     yield client
     client.close()
 
 
-async def test_an_unknown_protocol_version_is_told_to_reload_not_to_reconnect(stack):
-    ws = await _open(stack, "contract-stale", UNKNOWN_VERSION)
+async def test_an_unknown_protocol_version_is_told_to_reload_not_to_reconnect(outage_stack):
+    ws = await _open(outage_stack, "contract-stale", UNKNOWN_VERSION)
     message = await _next(ws)
     assert message == {
         "type": "error",
         "reason": "unsupported_version",
-        "server_version": _server_version(stack),
+        "server_version": _server_version(outage_stack),
     }
     assert await _close_code(ws) == CloseCode.UNSUPPORTED_VERSION
 
 
-async def test_a_tab_from_before_the_upgrade_is_stale_too(stack):
-    other_version = next(v for v in protocol.PROTOCOL_VERSIONS if v != _server_version(stack))
-    ws = await _open(stack, "contract-stale", other_version)
+async def test_a_tab_from_before_the_upgrade_is_stale_too(outage_stack):
+    other_version = next(v for v in protocol.PROTOCOL_VERSIONS if v != _server_version(outage_stack))
+    ws = await _open(outage_stack, "contract-stale", other_version)
     assert (await _next(ws))["reason"] == "unsupported_version"
     assert await _close_code(ws) == CloseCode.UNSUPPORTED_VERSION
 
 
-async def test_a_bad_token_is_closed_4001(stack):
-    url = protocol.live_url(stack.live_url, "agent.nobody.forged", _server_version(stack))
+async def test_a_bad_token_is_closed_4001(outage_stack):
+    url = protocol.live_url(outage_stack.live_url, "agent.nobody.forged", _server_version(outage_stack))
     ws = await connect(url, proxy=None, open_timeout=TIMEOUT_S)
     assert (await _next(ws))["reason"] == "unauthorized"
     assert await _close_code(ws) == CloseCode.UNAUTHORIZED
 
 
-async def test_garbage_closes_only_the_sender_while_others_keep_their_updates_in_order(stack, store):
-    version = _server_version(stack)
-    bystander = await _open(stack, "contract-bystander", version)
-    vandal = await _open(stack, "contract-vandal", version)
+async def test_garbage_closes_only_the_sender_while_others_keep_their_updates_in_order(outage_stack, store):
+    version = _server_version(outage_stack)
+    bystander = await _open(outage_stack, "contract-bystander", version)
+    vandal = await _open(outage_stack, "contract-vandal", version)
     snapshot = await _next(bystander)
     assert snapshot["type"] == "snapshot"
     assert (await _next(vandal))["type"] == "snapshot"
@@ -140,16 +140,16 @@ async def test_garbage_closes_only_the_sender_while_others_keep_their_updates_in
 
 
 @pytest.mark.parametrize("garbage", ["this is not json", '{"type": "launch_missiles"}', "[]"])
-async def test_every_kind_of_garbage_is_a_malformed_frame(stack, garbage):
-    ws = await _open(stack, "contract-vandal", _server_version(stack))
+async def test_every_kind_of_garbage_is_a_malformed_frame(outage_stack, garbage):
+    ws = await _open(outage_stack, "contract-vandal", _server_version(outage_stack))
     assert (await _next(ws))["type"] == "snapshot"
     await ws.send(garbage)
     assert await _close_code(ws) == CloseCode.MALFORMED_FRAME
 
 
-async def test_a_resumed_client_gets_exactly_the_updates_it_missed_in_order(stack, store):
-    version = _server_version(stack)
-    ws = await _open(stack, "contract-resumer", version)
+async def test_a_resumed_client_gets_exactly_the_updates_it_missed_in_order(outage_stack, store):
+    version = _server_version(outage_stack)
+    ws = await _open(outage_stack, "contract-resumer", version)
     snapshot = await _next(ws)
     positions = {channel: state["seq"] for channel, state in snapshot["channels"].items()}
     seen = _markers(2)
@@ -161,7 +161,7 @@ async def test_a_resumed_client_gets_exactly_the_updates_it_missed_in_order(stac
     missed = _markers(5)
     _publish(store, missed)
 
-    ws = await _open(stack, "contract-resumer", version, resume=positions)
+    ws = await _open(outage_stack, "contract-resumer", version, resume=positions)
     first = await _next(ws)
     assert first["type"] == "resumed", f"expected a replay, got a {first['type']} (is LIVE_RESUME on?)"
     replayed = await _updates_until(ws, missed)

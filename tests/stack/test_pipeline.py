@@ -66,11 +66,11 @@ def _wait_until_settled(
         time.sleep(0.25)
 
 
-def test_every_accepted_message_is_processed_and_emailed_exactly_once(stack: Any) -> None:
-    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+def test_every_accepted_message_is_processed_and_emailed_exactly_once(outage_stack: Any) -> None:
+    client = redis.Redis.from_url(outage_stack.redis_url, decode_responses=True)
     start = _last_effect_id(client)
 
-    ticket_id, sent = _post_messages(stack)
+    ticket_id, sent = _post_messages(outage_stack)
     _wait_until_settled(client, start, ticket_id, sent)
     # A moment more, so an effect applied twice would have shown up as well.
     time.sleep(1)
@@ -85,22 +85,22 @@ def test_every_accepted_message_is_processed_and_emailed_exactly_once(stack: Any
 
 
 @pytest.mark.asyncio
-async def test_a_connected_live_client_sees_every_message_in_order(stack: Any) -> None:
+async def test_a_connected_live_client_sees_every_message_in_order(outage_stack: Any) -> None:
     import asyncio
 
     from services.live.client import LiveClient
 
     seen: list[dict[str, Any]] = []
     client = LiveClient(
-        f"{stack.live_url}/live",
-        stack.agent_token("pipeline-viewer"),
+        f"{outage_stack.live_url}/live",
+        outage_stack.agent_token("pipeline-viewer"),
         version=1,
         on_update=lambda channel, seq, data, at: seen.append(data) if channel == "views" else None,
     )
     client.start()
     try:
         assert await client.wait_connected(15), "the live client could not connect"
-        ticket_id, sent = await asyncio.to_thread(_post_messages, stack)
+        ticket_id, sent = await asyncio.to_thread(_post_messages, outage_stack)
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:
             ours = [d["message_id"] for d in seen if d.get("ticket_id") in (ticket_id, str(ticket_id))]

@@ -56,33 +56,33 @@ async def _under_load(stack, history: History, seconds: float, during) -> None:
     await observer.close()
 
 
-async def test_restarting_one_broker_node_under_load_loses_nothing(stack):
+async def test_restarting_one_broker_node_under_load_loses_nothing(outage_stack):
     history = History()
 
     def restart_a_node() -> None:
         time.sleep(3)
-        with injected(RestartContainer("rabbit2"), stack.control):
+        with injected(RestartContainer("rabbit2"), outage_stack.control):
             pass
 
-    await _under_load(stack, history, 5, restart_a_node)
+    await _under_load(outage_stack, history, 5, restart_a_node)
     verdict = check_messages(history, op_kind="post_message")
     assert verdict.acked > 200
     assert verdict.lost == 0, verdict.details()
     assert verdict.duplicated == 0
 
 
-async def test_outbox_holds_events_while_the_relay_is_down_and_replays_them(stack):
+async def test_outbox_holds_events_while_the_relay_is_down_and_replays_them(outage_stack):
     history = History()
-    store = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    store = redis.Redis.from_url(outage_stack.redis_url, decode_responses=True)
     held: list[int] = []
 
     def relay_outage() -> None:
         time.sleep(2)
-        with injected(StopContainer("relay", grace_s=2), stack.control):
+        with injected(StopContainer("relay", grace_s=2), outage_stack.control):
             time.sleep(8)
             held.append(store.xlen(keys.OUTBOX))
 
-    await _under_load(stack, history, 3, relay_outage)
+    await _under_load(outage_stack, history, 3, relay_outage)
     verdict = check_messages(history, op_kind="post_message")
     assert held[0] > 100, "the outbox should have kept the events the relay could not publish"
     assert verdict.lost == 0, verdict.details()

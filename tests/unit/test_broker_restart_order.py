@@ -16,7 +16,7 @@ class _StoppedCluster:
     def status(self) -> SimpleNamespace:
         return SimpleNamespace(services={n: SimpleNamespace(state="exited") for n in self._files})
 
-    def volume_path_read(self, node: str, path: str) -> str | None:
+    def read_volume_file(self, node: str, path: str) -> str | None:
         assert path == f"mnesia/rabbit@{node}/nodes_running_at_shutdown"
         return self._files[node]
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from harness.checks.checker import LiveGap, OrderViolation, check_live, check_messages
+from harness.checks.checker import (
+    FIRST_ATTEMPT,
+    RETRIED_AFTER_UNKNOWN,
+    LiveGap,
+    OrderViolation,
+    check_live,
+    check_messages,
+    lost_paths,
+)
 from harness.checks.latency import percentile, summarize
 from harness.record.history import History
 
@@ -389,6 +397,19 @@ def test_per_ticket_order_is_measured_always_but_judged_only_when_asked():
     verdict = check_messages(history)
     assert verdict.order_violations == 1
     assert "messages.per_ticket_order" not in {c.name for c in verdict.to_checks()}
+
+
+def test_a_lost_message_is_named_by_the_path_that_lost_it():
+    history = History()
+    history.invoke("c", "post_message", "stored-then-503", ticket_id=1).info("HTTP 503", status=503)
+    history.invoke("c", "post_message", "stored-then-503", ticket_id=1).ok(status=202)  # the retry
+    history.invoke("c", "post_message", "dropped-in-flight", ticket_id=1).ok(status=202)
+    history.invoke("c", "post_message", "processed", ticket_id=1).ok(status=202)
+    history.observe("processed", "processed", 1.0, ticket_id=1)
+
+    paths = lost_paths(history, ("post_message",))
+
+    assert paths == {RETRIED_AFTER_UNKNOWN: 1, FIRST_ATTEMPT: 1}
 
 
 def _snapshot(history: History, client: str, channel: str, seq: int, session: int, carried: bool) -> None:

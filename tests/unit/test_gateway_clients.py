@@ -16,10 +16,12 @@ from harness.workloads.pollers import (
     AgentPollers,
     Attempt,
     PollingAgent,
+    PollSeconds,
     RetryBudget,
-    latency,
-    over_time,
-    rate_series,
+    outcomes,
+    rows_between,
+    sent_per_second,
+    waits,
 )
 from services.api.admission import Admission
 from services.api.errors import ApiError
@@ -52,40 +54,77 @@ def test_a_budget_earns_one_retry_per_ten_requests_and_an_unbudgeted_one_never_r
 
 
 def _attempt(
-    at: float, size: str = ORDINARY, latency_s: float | None = 0.01, outcome: str = "200"
+    at: float,
+    size: str = ORDINARY,
+    latency_s: float | None = 0.01,
+    outcome: str = "200",
+    agent: str = "agent",
+    attempt: int = 1,
 ) -> Attempt:
-    return Attempt(at, "agent", size, 1, outcome, latency_s)
+    return Attempt(at, agent, size, attempt, outcome, latency_s)
 
 
-def test_rate_series_counts_requests_per_bucket_and_skips_what_the_harness_never_sent():
-    attempts = [
-        _attempt(100.1),
-        _attempt(100.9),
-        _attempt(101.5),
-        _attempt(101.6, outcome="harness_overloaded"),
-    ]
-    assert rate_series(attempts, 100.0, 102.0, 1.0) == [2, 1]
+def _seconds(attempts: list[Attempt]) -> list[dict]:
+    """The rows PollSeconds hands its sink for these attempts, all sent before any ends."""
+    rows: list[dict] = []
+    seconds = PollSeconds(lambda stream, **row: rows.append(row))
+    for attempt in attempts:
+        seconds.started(attempt)
+    for attempt in attempts:
+        seconds.ended(attempt)
+    seconds.close()
+    return rows
 
 
-def test_latency_counts_time_outs_in_full_and_ignores_refused_connections():
-    attempts = [
-        _attempt(1.0, latency_s=0.01),
-        _attempt(1.1, latency_s=2.0, outcome="timeout"),
-        _attempt(1.2, latency_s=None, outcome="connect_error"),
-        _attempt(1.3, size=LARGE, latency_s=9.0),
-    ]
-    summary = latency(attempts, ORDINARY, 0.0, 5.0)
+def test_attempts_are_kept_per_second_pooling_ordinary_agents_and_keeping_large_accounts_apart():
+    rows = _seconds(
+        [
+            _attempt(100.1, agent="a1"),
+            _attempt(100.9, agent="a2", latency_s=0.03),
+            _attempt(100.5, size=LARGE, agent="big", latency_s=2.0, outcome="timeout"),
+            _attempt(100.7, size=LARGE, agent="big", latency_s=0.9, outcome="503", attempt=2),
+        ]
+    )
+    assert sorted(rows, key=lambda r: r["account"]) == [
+        {"t": 100, "size": LARGE, "account": "big", "sent": 2, "first": 1, "ok": 0,
+         "outcomes": {"timeout": 1, "503": 1}, "ms": [900.0]},
+        {"t": 100, "size": ORDINARY, "account": ORDINARY, "sent": 2, "first": 2, "ok": 2,
+         "outcomes": {}, "ms": [10.0, 30.0]},
+    ]  # fmt: skip
+
+
+def test_a_second_is_handed_over_only_once_every_attempt_sent_in_it_has_ended():
+    rows: list[dict] = []
+    seconds = PollSeconds(lambda stream, **row: rows.append(row))
+    slow, fast = _attempt(100.2), _attempt(100.4)
+    seconds.started(slow)
+    seconds.started(fast)
+    seconds.ended(fast)
+    assert rows == []  # the slow poll of that second is still out
+    seconds.ended(slow)
+    assert [row["sent"] for row in rows] == [2]
+
+
+def test_sent_per_second_counts_requests_and_skips_what_the_harness_never_sent():
+    rows = _seconds(
+        [_attempt(100.1), _attempt(100.9), _attempt(101.5), _attempt(101.6, outcome="harness_overloaded")]
+    )
+    assert sent_per_second(rows, 100.0, 102.0) == [2, 1]
+    assert outcomes(rows) == {"200": 3, "harness_overloaded": 1}
+
+
+def test_waits_count_time_outs_in_full_and_ignore_refused_connections():
+    rows = _seconds(
+        [
+            _attempt(1.0, latency_s=0.01),
+            _attempt(1.1, latency_s=2.0, outcome="timeout"),
+            _attempt(1.2, latency_s=None, outcome="connect_error"),
+            _attempt(1.3, size=LARGE, latency_s=9.0),
+        ]
+    )
+    summary = waits(rows_between(rows, 0.0, 5.0, ORDINARY), timeout_s=2.0)
     assert summary.count == 2
     assert summary.max == 2.0
-
-
-def test_over_time_reports_rate_and_latency_by_account_size():
-    attempts = [_attempt(0.5), _attempt(1.5, size=LARGE, latency_s=1.0, outcome="503")]
-    rows = over_time(attempts, 0.0, 2.0, bucket_s=2.0)
-    assert rows == [
-        {"t": 0.0, "size": ORDINARY, "rate_per_s": 0.5, "ok_share": 1.0, "p50_ms": 10.0, "p99_ms": 10.0},
-        {"t": 0.0, "size": LARGE, "rate_per_s": 0.5, "ok_share": 0.0, "p50_ms": 1000.0, "p99_ms": 1000.0},
-    ]
 
 
 async def _hold(seconds: float) -> str:

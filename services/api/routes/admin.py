@@ -6,6 +6,7 @@ from typing import Any
 
 from services.api import models
 from services.api.context import Context
+from services.api.documented_errors import WITH_BODY, refusals
 from services.api.errors import ApiError
 from services.api.routing import admin_router
 from services.common import failpoints
@@ -13,12 +14,17 @@ from services.common import failpoints
 router = admin_router()
 
 
-@router.get("/admin/failpoints", tags=["admin"])
+@router.get("/admin/failpoints", response_model=models.Failpoints, tags=["admin"])
 async def list_failpoints(context: Context) -> dict[str, Any]:
     return {"failpoints": await context.store.failpoints(), "known": failpoints.KNOWN}
 
 
-@router.put("/admin/failpoints/{name}", tags=["admin"])
+@router.put(
+    "/admin/failpoints/{name}",
+    response_model=models.FailpointSet,
+    tags=["admin"],
+    responses=refusals(*WITH_BODY, 404),
+)
 async def set_failpoint(name: str, update: models.FailpointUpdate, context: Context) -> dict[str, Any]:
     _check_known(name)
     await context.store.set_failpoint(name, update.value)
@@ -26,7 +32,12 @@ async def set_failpoint(name: str, update: models.FailpointUpdate, context: Cont
     return {"name": name, "value": update.value}
 
 
-@router.delete("/admin/failpoints/{name}", tags=["admin"])
+@router.delete(
+    "/admin/failpoints/{name}",
+    response_model=models.FailpointCleared,
+    tags=["admin"],
+    responses=refusals(404),
+)
 async def clear_failpoint(name: str, context: Context) -> dict[str, Any]:
     _check_known(name)
     removed = await context.store.clear_failpoint(name)

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from services.api import models
 from services.api.context import Context
 from services.api.publishing import BrokerUnavailable
 
@@ -18,13 +19,17 @@ _REDIS_TIMEOUT_S = 2.0
 _BROKER_TIMEOUT_S = 5.0
 
 
-@router.get("/health")
+@router.get("/health", response_model=models.Health)
 async def health(context: Context) -> dict[str, Any]:
     """The process is up; says which resilience switches it runs with."""
     return {"status": "alive", "service": "api", "switches": context.settings.switches()}
 
 
-@router.get("/ready", responses={503: {"description": "a dependency is not answering"}})
+@router.get(
+    "/ready",
+    response_model=models.Readiness,
+    responses={503: {"model": models.NotReady, "description": "a dependency is not answering"}},
+)
 async def ready(context: Context) -> JSONResponse:
     """200 when Redis answers (and the broker, when the api publishes to it directly)."""
     checks: dict[str, str] = {}
@@ -49,7 +54,13 @@ async def ready(context: Context) -> JSONResponse:
     return JSONResponse({"status": "ready", "checks": checks})
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "metrics"}
+    },
+)
 async def metrics(context: Context) -> Response:
     """Prometheus text; the outbox length is read from Redis on each scrape."""
     try:

@@ -9,6 +9,7 @@ from fastapi import Path
 from services.api import models
 from services.api.auth import CurrentCaller
 from services.api.context import Context
+from services.api.documented_errors import WITH_BODY, refusals
 from services.api.errors import not_found
 from services.api.routing import agent_router
 
@@ -17,7 +18,13 @@ router = agent_router()
 TicketId = Annotated[int, Path(ge=1, description="ticket id")]
 
 
-@router.post("/tickets", status_code=201, response_model=models.Ticket, tags=["tickets"])
+@router.post(
+    "/tickets",
+    status_code=201,
+    response_model=models.Ticket,
+    tags=["tickets"],
+    responses=refusals(*WITH_BODY),
+)
 async def create_ticket(new: models.NewTicket, context: Context, _caller: CurrentCaller) -> dict[str, Any]:
     ticket, view_count = await context.store.create_ticket(
         new.subject, new.customer, new.view, new.bot, new.assignee
@@ -26,7 +33,12 @@ async def create_ticket(new: models.NewTicket, context: Context, _caller: Curren
     return ticket
 
 
-@router.get("/tickets/{ticket_id}", response_model=models.TicketWithMessages, tags=["tickets"])
+@router.get(
+    "/tickets/{ticket_id}",
+    response_model=models.TicketWithMessages,
+    tags=["tickets"],
+    responses=refusals(404),
+)
 async def get_ticket(ticket_id: TicketId, context: Context, _caller: CurrentCaller) -> dict[str, Any]:
     ticket = await context.store.ticket_with_messages(ticket_id)
     if ticket is None:
@@ -35,7 +47,11 @@ async def get_ticket(ticket_id: TicketId, context: Context, _caller: CurrentCall
 
 
 @router.post(
-    "/tickets/{ticket_id}/messages", status_code=202, response_model=models.MessageAccepted, tags=["tickets"]
+    "/tickets/{ticket_id}/messages",
+    status_code=202,
+    response_model=models.MessageAccepted,
+    tags=["tickets"],
+    responses=refusals(*WITH_BODY, 404),
 )
 async def post_message(
     ticket_id: TicketId, new: models.NewMessage, context: Context, _caller: CurrentCaller
@@ -53,7 +69,12 @@ async def post_message(
     return {"id": stored.message_id, "ticket_id": ticket_id, "event_id": stored.event_id}
 
 
-@router.post("/tickets/{ticket_id}/presence", response_model=models.Presence, tags=["agents"])
+@router.post(
+    "/tickets/{ticket_id}/presence",
+    response_model=models.Presence,
+    tags=["agents"],
+    responses=refusals(*WITH_BODY, 404),
+)
 async def update_presence(
     ticket_id: TicketId, update: models.PresenceUpdate, context: Context, caller: CurrentCaller
 ) -> dict[str, Any]:
@@ -64,7 +85,13 @@ async def update_presence(
     return {"ticket_id": ticket_id, "agents": agents}
 
 
-@router.post("/tickets/{ticket_id}/typing", status_code=202, tags=["agents"])
+@router.post(
+    "/tickets/{ticket_id}/typing",
+    status_code=202,
+    response_model=models.Typing,
+    tags=["agents"],
+    responses=refusals(404),
+)
 async def typing(ticket_id: TicketId, context: Context, caller: CurrentCaller) -> dict[str, Any]:
     if not await context.store.ticket_exists(ticket_id):
         raise not_found(f"ticket {ticket_id}")
@@ -72,7 +99,12 @@ async def typing(ticket_id: TicketId, context: Context, caller: CurrentCaller) -
     return {"ticket_id": ticket_id, "agent": caller.name}
 
 
-@router.put("/tickets/{ticket_id}/assignee", response_model=models.Assignment, tags=["agents"])
+@router.put(
+    "/tickets/{ticket_id}/assignee",
+    response_model=models.Assignment,
+    tags=["agents"],
+    responses=refusals(*WITH_BODY, 404),
+)
 async def assign(
     ticket_id: TicketId, update: models.AssigneeUpdate, context: Context, _caller: CurrentCaller
 ) -> dict[str, Any]:

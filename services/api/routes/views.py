@@ -12,6 +12,7 @@ from fastapi import Path
 from services.api import models
 from services.api.auth import CurrentCaller
 from services.api.context import Context
+from services.api.documented_errors import WITH_BODY, refusals
 from services.api.routing import admin_router, agent_router
 from services.common.events import TICKET_BULK_UPDATED, Event
 
@@ -29,7 +30,13 @@ async def view_count(name: ViewPath, context: Context, _caller: CurrentCaller) -
     return {"view": name, "count": await context.store.view_count(name)}
 
 
-@router.post("/views/{name}/bulk", status_code=202, response_model=models.BulkAccepted, tags=["views"])
+@router.post(
+    "/views/{name}/bulk",
+    status_code=202,
+    response_model=models.BulkAccepted,
+    tags=["views"],
+    responses=refusals(*WITH_BODY),
+)
 async def bulk_action(
     name: ViewPath, action: models.BulkAction, context: Context, _caller: CurrentCaller
 ) -> dict[str, Any]:
@@ -53,7 +60,13 @@ async def bulk_action(
     return {"view": name, "events": emitted}
 
 
-@admin_routes.post("/views/{name}/seed", status_code=201, response_model=models.Seeded, tags=["views"])
+@admin_routes.post(
+    "/views/{name}/seed",
+    status_code=201,
+    response_model=models.Seeded,
+    tags=["views"],
+    responses=refusals(*WITH_BODY),
+)
 async def seed_view(name: ViewPath, seed: models.SeedRequest, context: Context) -> dict[str, Any]:
     """A load-test fixture: many tickets in one view, written with pipelines."""
     count = await context.store.seed_view(name, seed.tickets, seed.assignee)

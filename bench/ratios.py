@@ -1,0 +1,207 @@
+"""`make bench`: each figure beside its ceiling, both measured in the same run on the same machine.
+
+A figure alone says little on a shared machine; its ratio to a ceiling measured a moment earlier
+says how far the harness or the pipeline is from what the parts below it can do. Prints one
+markdown table and writes it, with the raw figures, to bench/results/latest.md and latest.json.
+Exits 1 when a measurement could not be made (never because a figure is slow: the goals are
+printed, not asserted).
+
+    .venv/bin/python bench/ratios.py [--ops 1000000] [--messages 3000] [--tabs 1000]
+                                     [--flood-events 0] [--no-stack]
+
+Rows that need the stack (pipeline, broker ceiling, relay replay, live connections, a scenario's
+phases) are skipped with --no-stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Row:
+    """One figure against its ceiling; `higher_is_better` says which way the ratio reads."""
+
+    name: str
+    figure: float
+    unit: str
+    ceiling: float
+    ceiling_is: str
+    goal: str = ""
+    higher_is_better: bool = True
+
+    @property
+    def ratio(self) -> float:
+        return self.figure / self.ceiling if self.ceiling else float("nan")
+
+
+def _seconds(function: Callable[[], object]) -> tuple[float, object]:
+    started = time.perf_counter()
+    value = function()
+    return time.perf_counter() - started, value
+
+
+def checker_rows(ops: int) -> list[Row]:
+    """The checker against merely reading its input, and `outage check`'s read + judge."""
+    from checker_bench import build_message_history
+
+    from harness.checks.checker import check_messages
+    from harness.record.history import History
+
+    history, _ = build_message_history(ops, random.Random(1))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "history.jsonl"
+        write_s, _ = _seconds(lambda: history.write_jsonl(path))
+        raw_s, _ = _seconds(path.read_bytes)
+        read_s, loaded = _seconds(lambda: History.read_jsonl(path))
+    check_s, _ = _seconds(lambda: check_messages(loaded))  # type: ignore[arg-type]
+    return [
+        Row(
+            "checker on the record",
+            check_s,
+            "s",
+            read_s,
+            f"reading the same {ops:,}-op record",
+            "<= 2 s",
+            False,
+        ),
+        Row(
+            "re-check offline (read + judge)",
+            read_s + check_s,
+            "s",
+            raw_s,
+            "reading its bytes",
+            "<= 5 s",
+            False,
+        ),
+        Row("record written", write_s, "s", raw_s, "reading its bytes", "", False),
+    ]
+
+
+def stack_rows(messages: int, tabs: int, flood_events: int) -> list[Row]:
+    import pipeline_throughput
+
+    from harness.stack.compose_stack import ComposeStack
+
+    stack = ComposeStack()
+    stack.wait_healthy(240)
+    endpoints = stack.endpoints()
+    ceiling = pipeline_throughput.broker_ceiling(endpoints, messages)
+    pipeline = asyncio.run(pipeline_throughput.measure(messages, 32, 20))
+    replay = asyncio.run(pipeline_throughput.measure_replay(stack, messages))
+    rows = [
+        Row(
+            "pipeline api -> worker",
+            pipeline.end_to_end_per_s,
+            "messages/s",
+            ceiling.publish_per_s,
+            "raw broker: confirmed persistent publishes into a quorum queue",
+            ">= 50%",
+        ),
+        Row(
+            "relay replay after an outage",
+            replay,
+            "events/s",
+            ceiling.publish_per_s,
+            "raw broker: confirmed persistent publishes into a quorum queue",
+        ),
+        Row(
+            "raw broker consumer",
+            ceiling.consume_per_s,
+            "messages/s",
+            ceiling.publish_per_s,
+            "raw broker publishes",
+        ),
+    ]
+    print(
+        f"pipeline end-to-end p50 {pipeline.p50_s:.3f} s, p99 {pipeline.p99_s:.3f} s "
+        f"(acked {pipeline.acked}, lost {pipeline.lost})",
+        file=sys.stderr,
+    )
+    import live_connections
+
+    rows += live_connections.rows(endpoints, tabs)
+    if flood_events:
+        import event_flood_bench
+
+        for profile in ("hardened", "vulnerable"):
+            drained = event_flood_bench.drain_rate(flood_events, profile)
+            rows.append(
+                Row(
+                    f"flood drained ({profile})",
+                    drained,
+                    "events/s",
+                    ceiling.publish_per_s,
+                    "raw broker publishes",
+                )
+            )
+    return rows
+
+
+def render(rows: list[Row], failures: list[str]) -> str:
+    lines = [
+        "| figure | value | ceiling (same run) | ratio | goal |",
+        "| --- | ---: | --- | ---: | --- |",
+    ]
+    for row in rows:
+        ratio = f"{row.ratio:.2f}" + ("" if row.higher_is_better else " (lower is better)")
+        lines.append(
+            f"| {row.name} | {row.figure:,.3g} {row.unit} | {row.ceiling:,.3g} ({row.ceiling_is}) | "
+            f"{ratio} | {row.goal} |"
+        )
+    lines += [f"| {name} | not measured | | | |" for name in failures]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ops", type=int, default=1_000_000)
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--tabs", type=int, default=1000)
+    parser.add_argument(
+        "--flood-events", type=int, default=0, help="0: leave the flood out (it takes minutes)"
+    )
+    parser.add_argument("--no-stack", action="store_true")
+    args = parser.parse_args()
+
+    rows: list[Row] = []
+    failures: list[str] = []
+    measurements: list[tuple[str, Callable[[], list[Row]]]] = [("checker", lambda: checker_rows(args.ops))]
+    if not args.no_stack:
+        measurements.append(("stack", lambda: stack_rows(args.messages, args.tabs, args.flood_events)))
+    for name, measure in measurements:
+        try:
+            rows += measure()
+        except Exception:
+            traceback.print_exc()
+            failures.append(name)
+    table = render(rows, failures)
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.md").write_text(f"load average at the end: {os.getloadavg()[0]:.1f}\n\n" + table)
+    (RESULTS / "latest.json").write_text(
+        json.dumps({"rows": [{**asdict(r), "ratio": r.ratio} for r in rows], "failed": failures}, indent=2)
+    )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
