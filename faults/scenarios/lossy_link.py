@@ -9,6 +9,13 @@ confirms the relay moves its cursor as soon as a publish has left the process: t
 cut off never reached the broker and is never sent again.
 
 Both profiles get the same fault, load, timing and runbook; only the relay's confirm setting differs.
+
+Status (not done): measured on 2026-12-01, the vulnerable profile is NOT caught yet. With 20 % of
+the relay's packets to the brokers reset ("out") it held: 700 acked, 0 lost; resetting the
+brokers' packets instead ("in") also held: 708 acked, 0 lost. A reset raised by the relay's own
+kernel fails the send at once, so the publish is never counted as sent. Catching the missing
+confirms likely needs the loss to happen after the socket took the data, on the far side (e.g.
+resets on the broker nodes' side of the link, or the broker dropping the connection).
 """
 
 from __future__ import annotations
