@@ -39,7 +39,8 @@ def _conformance_run(api_url: str, token: str, report: Path, *selection: str) ->
         *("--report", "junit", "--report-junit-path", str(report)),
         *selection,
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=RUN_LIMIT_S)
+    # From the test's own folder: schemathesis keeps a cache of failures where it runs.
+    result = subprocess.run(command, cwd=report.parent, capture_output=True, text=True, timeout=RUN_LIMIT_S)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
 
 
