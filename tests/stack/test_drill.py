@@ -29,6 +29,7 @@ import pytest
 from faults.broker import GAVE_UP, WAITING
 from harness.drill.state import process_alive, read_state
 from harness.interfaces.drill_cli import EXIT_USAGE
+from harness.stack.compose import project_name
 
 pytestmark = [pytest.mark.stack, pytest.mark.chaos]
 
@@ -96,7 +97,7 @@ def wait_until_finished() -> dict[str, Any]:
 
 def node_gave_up(node: str) -> bool:
     """The node's log since its latest start says it waited for its peers' tables and gave up."""
-    container = f"{os.environ.get('OUTAGE_PROJECT', 'outage')}_{node}_1"
+    container = f"{project_name()}_{node}_1"
     started = subprocess.run(
         ["docker", "inspect", "--format", "{{.State.StartedAt}}", container], capture_output=True, text=True
     ).stdout.strip()
