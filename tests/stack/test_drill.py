@@ -146,7 +146,9 @@ def test_a_responder_recovers_the_queue_cluster_by_hand_and_the_debrief_tells_ho
     )
     time.sleep(10)  # a person reads the logs before acting
     peers = act("broker-shutdown-peers")
-    assert "rabbit3: rabbit3;" in peers, peers  # rabbit3 saw no peer running: it stopped last
+    assert re.search(r"rabbit3: rabbit3(;|$)", peers.strip()), (
+        peers
+    )  # rabbit3 saw no peer running: it stopped last
     for node, state in broker_states().items():
         if state == "running":
             act("broker-stop", node)
