@@ -34,16 +34,9 @@ def heal(
     ledger = ledger or FaultLedger()
     report = HealReport()
 
-    for entry_id, record in ledger.outstanding():
-        try:
-            fault = fault_from_record(record)
-            fault.revert(stack)
-            ledger.record_revert(entry_id)
-            report.reverted.append(fault.describe())
-            say(f"reverted {fault.describe()}")
-        except Exception as exc:  # keep healing the rest; the generic repair below may still fix it
-            report.errors.append(f"revert {record}: {exc}")
-            say(f"could not revert {record}: {exc}")
+    # A revert may need what another fault took away (a failpoint is cleared through the api,
+    # which needs the stack's ports): what fails now is tried again once the stack is repaired.
+    retry = _revert_outstanding(stack, ledger, report, say, final=False)
 
     # Generic repair, whatever the ledger says: nothing paused, nothing cut off, everything started.
     for name, service in stack.status().services.items():
@@ -66,6 +59,8 @@ def heal(
         report.repaired.append(f"started {', '.join(stopped)}")
 
     status = stack.wait_healthy(timeout)
+    if retry:
+        _revert_outstanding(stack, ledger, report, say, final=True)
     try:
         cleared = clear_all_failpoints(stack)
     except Exception as exc:
@@ -75,3 +70,25 @@ def heal(
     report.status = status
     report.seconds = time.monotonic() - started
     return report
+
+
+def _revert_outstanding(
+    stack: ComposeStack, ledger: FaultLedger, report: HealReport, say: Callable[[str], None], final: bool
+) -> bool:
+    """Revert every fault the ledger still holds; True when some could not be reverted yet."""
+    failed = False
+    for entry_id, record in ledger.outstanding():
+        try:
+            fault = fault_from_record(record)
+            fault.revert(stack)
+            ledger.record_revert(entry_id)
+            report.reverted.append(fault.describe())
+            say(f"reverted {fault.describe()}")
+        except Exception as exc:  # keep healing the rest; the generic repair may make it possible
+            failed = True
+            if final:
+                report.errors.append(f"revert {record}: {exc}")
+                say(f"could not revert {record}: {exc}")
+            else:
+                say(f"could not revert {record} yet ({exc}); again once the stack is repaired")
+    return failed
