@@ -6,9 +6,10 @@ REPORTS ?= reports
 
 .PHONY: setup venv images browser up demo test test-unproven test-unit lint bench dist down clean
 
-# Stack test files not yet seen passing on a quiet machine at the current code: `make test` leaves
-# them out and `make test-unproven` runs them. A file leaves this list when it has passed.
-UNPROVEN ?= test_drill.py
+# Stack tests (files or test ids under tests/stack) not yet seen passing on a quiet machine at the
+# current code: `make test` leaves them out and `make test-unproven` runs them. One leaves this list
+# when it has passed.
+UNPROVEN ?= test_drill.py test_wire_faults.py::test_clock_skew_moves_the_worker_heartbeats_ahead_and_back
 
 setup: venv images browser
 
@@ -42,7 +43,7 @@ test: setup
 	$(BIN)/ruff check harness faults services tests bench
 	$(BIN)/pytest tests/unit -q
 	$(BIN)/outage up --no-build
-	$(BIN)/pytest tests/stack -q --outage-use-running --outage-report-dir $(REPORTS)/runs --durations=20 --junitxml=$(REPORTS)/junit.xml $(addprefix --ignore=tests/stack/,$(UNPROVEN))
+	$(BIN)/pytest tests/stack -q --outage-use-running --outage-report-dir $(REPORTS)/runs --durations=20 --junitxml=$(REPORTS)/junit.xml $(addprefix --deselect=tests/stack/,$(UNPROVEN))
 	# Every run the stack tests made is judged again from its record alone, to the live verdict.
 	$(BIN)/outage check --against-live $$(find $(REPORTS)/runs -name summary.json -printf '%h ') > $(REPORTS)/recheck.txt
 	@echo "every recorded run re-judged offline to its live verdict ($(REPORTS)/recheck.txt)"
