@@ -23,8 +23,9 @@ retrying a failed publish for PUBLISH_RETRY_S (10 s) before it answers 503. With
 every message request holds its gateway slot that long: the gateway's 32 slots fill and every
 other call waits behind them, reads included, so the api is down for everyone (the postmortem:
 "no API calls could be responded to", agents could not log in). And it loses acknowledged
-messages on one real path: the message is stored, its publish fails, the client retries with the
-same idempotency key, finds it stored and gets 202, and its event is never published. The
+messages, each named by its path (`lost_by_path`): fire-and-forget publishes that reached a node
+while it shut down (acknowledged at once, then lost: 9 of 212 in one quiet run), or a message
+stored whose publish failed and whose retry with the same idempotency key got 202. The
 hardened api only writes to Redis (message and event in its outbox); the relay publishes with
 confirms once the runbook is done, and the idempotent worker applies each event once.
 See gorgias_2021_queue_cluster_down.md for the postmortem's facts and what is reproduced.
