@@ -147,17 +147,31 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _skip_without_docker(item.config)
 
 
+_lock_depth = 0
+
+
 @contextmanager
 def _stack_lock() -> Iterator[None]:
-    """One test at a time against this project's stack, across pytest-xdist workers."""
+    """One test at a time against this project's stack, across pytest-xdist workers; a test that
+    uses two stack fixtures takes it once."""
+    global _lock_depth
     from harness.stack.state_dir import project_state_dir
 
-    path = project_state_dir() / "pytest.lock"
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    if _lock_depth:
+        _lock_depth += 1
         try:
             yield
         finally:
+            _lock_depth -= 1
+        return
+    path = project_state_dir() / "pytest.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _lock_depth = 1
+        try:
+            yield
+        finally:
+            _lock_depth = 0
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -202,21 +216,38 @@ def _wait_serving(handle: StackHandle, timeout: float = HEALTHY_TIMEOUT_S) -> No
     wait_until_sync(serving, timeout=timeout, what="the api serving /health (gateway)", interval=0.5)
 
 
+_defaults_checked: set[str] = set()
+
+
+def _run_with_defaults(stack: Any) -> None:
+    """Give the app services their default settings when a scenario profile (or, for a stack this
+    session did not start, anything at all) may have changed them; compose recreates only what differs."""
+    if stack.settings or stack.project not in _defaults_checked:
+        stack.configure({})
+        _defaults_checked.add(stack.project)
+
+
 @pytest.fixture
 def outage_stack(_outage_session_stack: Any) -> Iterator[StackHandle]:
-    """A healthy stack, held for this test alone: `api_url` (through the gateway), `live_url`,
-    `redis_url`, `admin_token`, `agent_token(name)`, and `control` (the Stack, for faults).
-    An earlier test may have broken the stack, so this first waits until it is healthy."""
+    """A healthy stack running the product's default settings, held for this test alone:
+    `api_url` (through the gateway), `live_url`, `redis_url`, `admin_token`, `agent_token(name)`,
+    and `control` (the Stack, for faults). An earlier test may have broken the stack or run a
+    scenario profile on it, so this first puts the defaults back and waits until it is healthy."""
     with _stack_lock():
-        _outage_session_stack.wait_healthy(timeout=HEALTHY_TIMEOUT_S)
-        endpoints = _outage_session_stack.endpoints()
-        yield StackHandle(
-            control=_outage_session_stack,
-            api_url=endpoints.api,
-            live_url=endpoints.live,
-            redis_url=endpoints.redis,
-            admin_token=credentials.admin_token(),
-        )
+        _run_with_defaults(_outage_session_stack)
+        yield _healthy_handle(_outage_session_stack)
+
+
+def _healthy_handle(stack: Any) -> StackHandle:
+    stack.wait_healthy(timeout=HEALTHY_TIMEOUT_S)
+    endpoints = stack.endpoints()
+    return StackHandle(
+        control=stack,
+        api_url=endpoints.api,
+        live_url=endpoints.live,
+        redis_url=endpoints.redis,
+        admin_token=credentials.admin_token(),
+    )
 
 
 @pytest.fixture
@@ -263,16 +294,17 @@ def _run_dir(request: pytest.FixtureRequest, factory: pytest.TempPathFactory, na
 @pytest.fixture
 def outage_run(
     request: pytest.FixtureRequest,
-    outage_stack: StackHandle,
+    _outage_session_stack: Any,
     tmp_path_factory: pytest.TempPathFactory,
     record_property: Callable[[str, object], None],
-) -> Callable[..., Any]:
+) -> Iterator[Callable[..., Any]]:
     """`outage_run(scenario_id=None, profile="hardened", seed=1, **timing)` runs a scenario and
     returns its RunResult (`verdict`, `messages`, `checks`, `failed_checks`, `timings`, `metrics`);
     the id defaults to the test's `incident` marker; its report's folder is
     `result.details["report_dir"]`.
 
-    Keyword `timing` values override the scenario's Timing fields. The report goes to a folder of
+    The run sets its profile's settings itself, so the stack is not reset to the defaults
+    first. Keyword `timing` values override the scenario's Timing fields. The report goes to a folder of
     its own under --outage-report-dir (else a temporary folder). Each run records
     `outage_scenario`, `outage_profile`, `outage_verdict`, `outage_lost` and `outage_report_dir` as
     properties of the test (JUnit XML) and joins the terminal summary.
@@ -292,7 +324,7 @@ def outage_run(
                 raise pytest.UsageError(f"unknown timing {name!r} for scenario {chosen}")
             setattr(scenario.timing, name, value)
         report_dir = _run_dir(request, tmp_path_factory, f"{chosen}-{profile}-seed{seed}")
-        result = run_scenario(scenario, outage_stack.control, profile, seed, report_dir)
+        result = run_scenario(scenario, stack.control, profile, seed, report_dir)
         result.details["report_dir"] = str(report_dir)
         for name, value in zip(
             RUN_PROPERTIES,
@@ -302,7 +334,9 @@ def outage_run(
             record_property(name, value)
         return result
 
-    return run
+    with _stack_lock():
+        stack = _healthy_handle(_outage_session_stack)
+        yield run
 
 
 def _runs_of(report: pytest.TestReport) -> list[dict[str, str]]:

@@ -89,6 +89,11 @@ class ComposeStack:
         if volumes:  # the broker's login lived in its volumes: the next stack gets new secrets
             credentials.forget_secrets(self.project)
 
+    @property
+    def settings(self) -> dict[str, str]:
+        """The settings this object last started or configured the app services with."""
+        return dict(self._env)
+
     def configure(self, env: Mapping[str, str], services: Sequence[str] = APP_SERVICES) -> None:
         """Run the app services with these settings (compose recreates only what changed).
 
