@@ -35,7 +35,6 @@ from harness.engine.runner import (
 from harness.engine.scenario import Scenario
 from harness.observe.monitoring import MonitoringSampler, append_point, live_connections
 from harness.record.report import RunResult, write_report
-from harness.record.report_html import write_report_html
 from harness.record.timeline import TimelineEvent
 from harness.stack.compose_stack import ComposeStack
 from harness.stack.heal import heal
@@ -208,7 +207,6 @@ class DrillSession:
         self.result = result
         write_report(result, run, self.report_dir)
         add_drill_story(self.report_dir, self)
-        write_report_html(self.report_dir)
         self.status = "finished"
         self.finished.set()
         return result

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.checks.check import Check
+from harness.record.report_html import write_report_html
 
 if TYPE_CHECKING:
     from harness.checks.judge import Judgement
     from harness.engine.runner import Run
 
 EXIT_CODES = {"held": 0, "deviated": 1, "unknown": 2, "error": 2}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,11 +93,16 @@ class RunResult:
 
 
 def write_report(result: RunResult, run: Run, report_dir: Path) -> None:
-    """The verdict beside the record the run streamed: summary.json, then debrief.md."""
+    """The verdict beside the record the run streamed: summary.json, debrief.md, then report.html
+    (the record as charts, drawn from these files alone; a failure to draw loses nothing else)."""
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "summary.json").write_text(json.dumps(result.summary(), indent=2, default=str) + "\n")
     debrief = render_debrief(result, run)
     (report_dir / "debrief.md").write_text(debrief)
+    try:
+        write_report_html(report_dir)
+    except Exception:  # the charts are a view of the record; the record and verdict are written
+        log.exception("report.html could not be drawn for %s", report_dir)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as handle:

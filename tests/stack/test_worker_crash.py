@@ -60,6 +60,9 @@ def _check_report_files(report_dir: Path, profile: str, verdict: str) -> dict:
     debrief = (report_dir / "debrief.md").read_text()
     for heading in DEBRIEF_HEADINGS:
         assert heading in debrief
+    # The record as charts, one offline file a CI artifact can be opened from.
+    page = (report_dir / "report.html").read_text()
+    assert "worker-crash" in page and "<script src=" not in page
     return summary
 
 
