@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.common import keys, live_feed
+from services.common import failpoints, keys, live_feed
 from services.common.events import MESSAGE_CREATED, Event
 
 CHUNK = 1000  # commands per pipeline for bulk paths
@@ -294,8 +294,7 @@ class TicketStore:
         return await live_feed.publish_async(self._client, channel, payload, history=self._live_history)
 
     async def failpoints(self) -> dict[str, Any]:
-        raw = await self._client.hgetall(keys.FAILPOINTS)
-        return {name: json.loads(value) for name, value in raw.items()}
+        return failpoints.decode(await self._client.hgetall(keys.FAILPOINTS))
 
     async def set_failpoint(self, name: str, value: Any) -> None:
         await self._client.hset(keys.FAILPOINTS, name, json.dumps(value))

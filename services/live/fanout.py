@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.common import keys
+from services.common.failpoints import FailpointReader, decode
 from services.common.live_feed import CHANNELS
 from services.live import protocol
 from services.live.metrics import LiveMetrics
@@ -25,6 +26,7 @@ from services.live.session import Session
 log = logging.getLogger("live.fanout")
 
 _STREAM_TO_CHANNEL = {keys.live_stream(c): c for c in CHANNELS}
+DROP_UPDATES = "live.drop_updates"
 
 
 class Fanout:
@@ -38,6 +40,7 @@ class Fanout:
         self._block_ms = block_ms
         self._batch = batch
         self._last: dict[str, int] = {}
+        self._failpoints = FailpointReader(self._read_failpoints)
 
     def register(self, session: Session) -> None:
         self.sessions.add(session)
@@ -66,15 +69,22 @@ class Fanout:
                 await self._retry(self._check_for_reset)
                 continue
             for stream, entries in reply:
-                self._deliver(_STREAM_TO_CHANNEL[stream], entries)
+                await self._deliver(_STREAM_TO_CHANNEL[stream], entries)
 
-    def _deliver(self, channel: str, entries: list[tuple[str, dict[str, str]]]) -> None:
+    async def _read_failpoints(self) -> dict[str, object]:
+        return decode(await self._client.hgetall(keys.FAILPOINTS))
+
+    async def _deliver(self, channel: str, entries: list[tuple[str, dict[str, str]]]) -> None:
+        dropping = bool(await self._failpoints.get(DROP_UPDATES))
         for entry_id, fields in entries:
             seq = int(entry_id.split("-")[0])
             if seq != self._last[channel] + 1:
                 self._resync(channel, f"sequence jumped from {self._last[channel]} to {seq}")
             self._last[channel] = seq
             self._metrics.updates_read.labels(channel).inc()
+            if dropping:  # the updates are lost on the way: clients see the hole in the sequence
+                self._metrics.updates_dropped.labels(channel).inc()
+                continue
             data = fields.get("data", "null")
             try:
                 json.loads(data)

@@ -32,6 +32,12 @@ class LiveMetrics:
         self.updates_read = Counter(
             "live_updates_read", "Updates read from the Redis streams", ["channel"], registry=self.registry
         )
+        self.updates_dropped = Counter(
+            "live_updates_dropped",
+            "Updates read but sent to nobody, because the failpoint live.drop_updates was set",
+            ["channel"],
+            registry=self.registry,
+        )
         self.updates_sent = Counter(
             "live_updates_sent", "Update frames sent to clients (live and replayed)", registry=self.registry
         )

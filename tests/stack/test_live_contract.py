@@ -18,6 +18,7 @@ import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from faults.failpoints import Failpoint
 from services.common import live_feed
 from services.live import protocol
 from services.live.protocol import CloseCode
@@ -27,6 +28,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.asyncio]
 CHANNEL = "typing"
 UNKNOWN_VERSION = 99
 TIMEOUT_S = 10
+FAILPOINT_REFRESH_S = 2.0  # services read the failpoints once a second
 
 
 def _server_version(stack: Any) -> int:
@@ -166,4 +168,26 @@ async def test_a_resumed_client_gets_exactly_the_updates_it_missed_in_order(outa
     assert first["type"] == "resumed", f"expected a replay, got a {first['type']} (is LIVE_RESUME on?)"
     replayed = await _updates_until(ws, missed)
     _assert_in_order_without_gaps(replayed, positions[CHANNEL], missed)
+    await ws.close()
+
+
+async def test_updates_the_server_dropped_leave_a_hole_clients_can_see(outage_stack, outage_fault, store):
+    """With the failpoint `live.drop_updates` set, the live server reads updates and sends them to
+    nobody; the first update after it is cleared arrives with its sequence number moved past them,
+    so every client knows it missed some (and resyncs), none silently shows stale data."""
+    ws = await _open(outage_stack, "contract-dropped", _server_version(outage_stack))
+    snapshot = await _next(ws)
+    start = snapshot["channels"][CHANNEL]["seq"]
+    dropped, after = _markers(3), _markers(1)
+    with outage_fault(Failpoint("live.drop_updates")):
+        await asyncio.sleep(FAILPOINT_REFRESH_S)
+        _publish(store, dropped)
+        await asyncio.sleep(FAILPOINT_REFRESH_S)  # the server has read them, and sent them to nobody
+    await asyncio.sleep(FAILPOINT_REFRESH_S)
+    _publish(store, after)
+
+    updates = await _updates_until(ws, after)
+    markers = [u["data"].get("marker") for u in updates]
+    assert not set(dropped) & set(markers), "an update sent while the failpoint was set"
+    assert updates[0]["seq"] > start + len(dropped), "no hole in the sequence where updates were dropped"
     await ws.close()
