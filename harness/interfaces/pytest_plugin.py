@@ -219,12 +219,15 @@ def _wait_serving(handle: StackHandle, timeout: float = HEALTHY_TIMEOUT_S) -> No
 _defaults_checked: set[str] = set()
 
 
-def _run_with_defaults(stack: Any) -> None:
+def _run_with_defaults(stack: Any) -> bool:
     """Give the app services their default settings when a scenario profile (or, for a stack this
-    session did not start, anything at all) may have changed them; compose recreates only what differs."""
-    if stack.settings or stack.project not in _defaults_checked:
-        stack.configure({})
-        _defaults_checked.add(stack.project)
+    session did not start, anything at all) may have changed them; compose recreates only what
+    differs. True when it configured the stack."""
+    if not (stack.settings or stack.project not in _defaults_checked):
+        return False
+    stack.configure({})
+    _defaults_checked.add(stack.project)
+    return True
 
 
 @pytest.fixture
@@ -234,8 +237,11 @@ def outage_stack(_outage_session_stack: Any) -> Iterator[StackHandle]:
     and `control` (the Stack, for faults). An earlier test may have broken the stack or run a
     scenario profile on it, so this first puts the defaults back and waits until it is healthy."""
     with _stack_lock():
-        _run_with_defaults(_outage_session_stack)
-        yield _healthy_handle(_outage_session_stack)
+        reconfigured = _run_with_defaults(_outage_session_stack)
+        handle = _healthy_handle(_outage_session_stack)
+        if reconfigured:
+            _wait_serving(handle)
+        yield handle
 
 
 def _healthy_handle(stack: Any) -> StackHandle:
