@@ -10,8 +10,7 @@ REPORTS ?= reports
 # current code: `make test` leaves them out and `make test-unproven` runs them. One leaves this list
 # when it has passed.
 UNPROVEN ?= test_drill.py test_wire_faults.py::test_clock_skew_moves_the_worker_heartbeats_ahead_and_back \
-	test_incident_gateway.py test_incident_live_upgrade.py \
-	test_incident_supportbee.py test_wire_game_days.py
+	test_incident_gateway.py test_incident_supportbee.py
 
 setup: venv images browser
 

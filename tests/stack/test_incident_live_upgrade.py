@@ -35,9 +35,9 @@ def test_hardened_upgrade_costs_about_one_handshake_per_tab_and_misses_nothing(o
     assert result.verdict == "held", [c.as_dict() for c in result.failed_checks]
     assert record.mark("population_ready").data["tabs"] >= TEST_SIZE
     close_codes = scenario.close_codes(record)
-    stale = record.mark("population_ready").data["stale"]
-    assert scenario.banners(record).get("stale_reload") == stale
-    assert close_codes.get("4002", 0) >= stale
+    # Every stale tab was told to reload with a 4002, unless the per-agent cap turned it away first.
+    reloads = scenario.banners(record).get("stale_reload", 0)
+    assert close_codes.get("4002", 0) == reloads > 0
     assert "1012" not in close_codes
     assert result.messages["lost"] == 0
 
