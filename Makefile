@@ -4,13 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 REPORTS ?= reports
 
-.PHONY: setup venv images browser up demo test test-unproven test-unit lint bench dist down clean
+.PHONY: setup venv images browser up demo test test-unproven test-variants test-unit lint bench dist down clean
 
 # Stack tests (files or test ids under tests/stack) not yet seen passing on a quiet machine at the
 # current code: `make test` leaves them out and `make test-unproven` runs them. One leaves this list
 # when it has passed.
 UNPROVEN ?= test_drill.py test_wire_faults.py::test_clock_skew_moves_the_worker_heartbeats_ahead_and_back \
-	test_incident_gateway.py test_incident_supportbee.py
+	test_incident_gateway.py
+# A scenario's variants beyond its one run per profile: `make test-variants` runs them.
+VARIANTS ?= test_incident_queue_cluster.py::test_nodes_killed_at_once_come_back_through_force_boot_and_the_outbox_loses_nothing \
+	test_incident_supportbee.py::test_a_wrapper_that_breaks_after_the_fetch_loses_taken_jobs_only_from_a_naive_queue
 
 setup: venv images browser
 
@@ -44,13 +47,16 @@ test: setup
 	$(BIN)/ruff check harness faults services tests bench
 	$(BIN)/pytest tests/unit -q
 	$(BIN)/outage up --no-build
-	$(BIN)/pytest tests/stack -q --outage-use-running --outage-report-dir $(REPORTS)/runs --durations=20 --junitxml=$(REPORTS)/junit.xml $(addprefix --deselect=tests/stack/,$(UNPROVEN))
+	$(BIN)/pytest tests/stack -q --outage-use-running --outage-report-dir $(REPORTS)/runs --durations=20 --junitxml=$(REPORTS)/junit.xml $(addprefix --deselect=tests/stack/,$(UNPROVEN) $(VARIANTS))
 	# Every run the stack tests made is judged again from its record alone, to the live verdict.
 	$(BIN)/outage check --against-live $$(find $(REPORTS)/runs -name summary.json -printf '%h ') > $(REPORTS)/recheck.txt
 	@echo "every recorded run re-judged offline to its live verdict ($(REPORTS)/recheck.txt)"
 
 test-unproven: up
 	$(BIN)/pytest $(addprefix tests/stack/,$(UNPROVEN)) -q --outage-use-running --outage-report-dir $(REPORTS)/runs --durations=20
+
+test-variants: up
+	$(BIN)/pytest $(addprefix tests/stack/,$(VARIANTS)) -q --outage-use-running --outage-report-dir $(REPORTS)/runs --durations=20
 
 test-unit: venv
 	$(BIN)/pytest tests/unit -q

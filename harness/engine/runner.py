@@ -25,7 +25,7 @@ from harness.checks.judge import Judgement, judge
 from harness.engine.scenario import Scenario
 from harness.engine.waiting import pause
 from harness.observe.alerts import AlertEvaluator, AlertRule
-from harness.observe.backlog import BacklogNotDrained, wait_until_drained
+from harness.observe.backlog import BacklogNotDrained, leftovers_at, wait_until_drained
 from harness.observe.broker_watch import BrokerWatch
 from harness.observe.observer import EffectsObserver
 from harness.observe.probes import PROBE_STREAM, Prober, ProbeSample
@@ -39,6 +39,7 @@ from harness.stack.protocol import Stack
 from harness.workloads.load import MessageLoad
 
 LOAD_AGENT = "load-agent"
+QUIET_S = 10.0  # twice the broker's statistics interval (5 s), so an empty queue is really empty
 LEFTOVER_WAIT_S = 180.0  # how long a run waits for an earlier run's backlog before it refuses to start
 
 
@@ -162,20 +163,48 @@ async def _create_tickets(api_url: str, count: int, subject: str = "load") -> li
         return ids
 
 
-async def _drain(run: Run, verdict_of: Callable[[], MessageVerdict], timeout: float) -> None:
-    """Wait until every acknowledged message was observed, or the timeout."""
+async def _drain(
+    run: Run,
+    verdict_of: Callable[[], MessageVerdict],
+    timeout: float,
+    waiting: Callable[[], Awaitable[dict[str, int]]],
+) -> None:
+    """Wait until every acknowledged message was observed, or until nothing can bring the missing
+    ones any more, or the timeout.
+
+    Nothing can once no event waits in the outbox or on a queue (`waiting` is empty) and no new
+    effect has come for QUIET_S: the rest were lost on the way, and waiting out the timeout would
+    change no verdict, only the run's length."""
     assert run.observer is not None
     deadline = time.monotonic() + timeout
+    seen, quiet_since = -1, time.monotonic()
     while True:
         await run.observer.read_available()
         verdict = verdict_of()
         if verdict.lost == 0:
             run.timeline.add("note", f"drained: all {verdict.acked} acknowledged messages observed")
             return
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if verdict.delivered != seen or await _still_waiting(waiting):
+            seen, quiet_since = verdict.delivered, now
+        elif now - quiet_since >= QUIET_S:
+            run.timeline.add(
+                "note",
+                f"drain ended with {verdict.lost} acknowledged messages unobserved: nothing waited in "
+                f"the outbox or on a queue and no effect came for {QUIET_S:g} s",
+            )
+            return
+        if now > deadline:
             run.timeline.add("note", f"drain timed out with {verdict.lost} acknowledged messages unobserved")
             return
         await asyncio.sleep(1)
+
+
+async def _still_waiting(waiting: Callable[[], Awaitable[dict[str, int]]]) -> bool:
+    try:
+        return bool(await waiting())
+    except Exception:  # the broker or Redis cannot say: something may still be on its way
+        return True
 
 
 def new_run(scenario: Scenario, stack: Stack, profile: str, seed: int) -> Run:
@@ -209,9 +238,10 @@ async def execute(
         run.timeline.add("note", f"profile {profile}: {settings}")
         endpoints = await run.call(stack.endpoints)
         try:
+            broker_watch = BrokerWatch(endpoints, run.timeline.elapsed)
             await wait_until_drained(
                 endpoints.redis,
-                BrokerWatch(endpoints, run.timeline.elapsed),
+                broker_watch,
                 LEFTOVER_WAIT_S,
                 lambda text: run.timeline.add("note", text),
             )
@@ -267,7 +297,12 @@ async def execute(
         await asyncio.gather(*loads)
         await run.call(stack.wait_healthy, 240)
         message_kinds = scenario.message_op_kinds
-        await _drain(run, lambda: check_messages(run.history, op_kind=message_kinds), timing.drain_timeout_s)
+        await _drain(
+            run,
+            lambda: check_messages(run.history, op_kind=message_kinds),
+            timing.drain_timeout_s,
+            lambda: leftovers_at(endpoints.redis, broker_watch),
+        )
         await scenario.drain(run)
     finally:
         stop_load.set()
