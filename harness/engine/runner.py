@@ -238,10 +238,9 @@ async def execute(
         run.timeline.add("note", f"profile {profile}: {settings}")
         endpoints = await run.call(stack.endpoints)
         try:
-            broker_watch = BrokerWatch(endpoints, run.timeline.elapsed)
             await wait_until_drained(
                 endpoints.redis,
-                broker_watch,
+                BrokerWatch(endpoints, run.timeline.elapsed),
                 LEFTOVER_WAIT_S,
                 lambda text: run.timeline.add("note", text),
             )
@@ -255,7 +254,8 @@ async def execute(
             endpoints.redis, run.history, tallied=scenario.tallied_effects, sample=run.sample
         )
         await run.observer.start_from_now()
-        run.prober = Prober(endpoints, run.timeline.elapsed, canary, credentials.agent_token(LOAD_AGENT))
+        token = credentials.agent_token(LOAD_AGENT)
+        run.prober = Prober(endpoints, run.timeline.elapsed, canary, token, locate=stack.endpoints)
         run.prober.listeners.append(lambda sample: run.sample(PROBE_STREAM, **sample.as_row()))
         run.load = MessageLoad(
             endpoints.api,
@@ -297,11 +297,13 @@ async def execute(
         await asyncio.gather(*loads)
         await run.call(stack.wait_healthy, 240)
         message_kinds = scenario.message_op_kinds
+        # Broker nodes restarted by the runbook answer on new host ports.
+        settled_watch = BrokerWatch(await run.call(stack.endpoints), run.timeline.elapsed)
         await _drain(
             run,
             lambda: check_messages(run.history, op_kind=message_kinds),
             timing.drain_timeout_s,
-            lambda: leftovers_at(endpoints.redis, broker_watch),
+            lambda: leftovers_at(endpoints.redis, settled_watch),
         )
         await scenario.drain(run)
     finally:

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -62,6 +62,7 @@ class ProbeSample:
 
 
 _FIELDS = tuple(f.name for f in fields(ProbeSample))
+RELOCATE_EVERY_S = 5.0
 PROBE_STREAM = "probe"  # the record's stream of probe samples, one a second
 
 
@@ -73,8 +74,13 @@ class Prober:
         canary_ticket: int | None,
         token: str,
         interval_s: float = 1.0,
+        locate: Callable[[], Endpoints] | None = None,
     ) -> None:
         self._endpoints = endpoints
+        # Broker nodes publish ephemeral host ports: a node stopped and started again (a runbook, a
+        # responder) answers on new ones, which `locate` (the stack's endpoints) finds.
+        self._locate = locate
+        self._located_at = 0.0
         self._clock = clock
         self._canary_ticket = canary_ticket
         self._token = token
@@ -133,7 +139,17 @@ class Prober:
         return sample
 
     async def _broker(self, client: httpx.AsyncClient) -> tuple[int, list[str]]:
-        for url in self._endpoints.management.values():
+        try:
+            return await self._broker_at(client, self._endpoints.management.values())
+        except ConnectionError:
+            if self._locate is None or time.monotonic() - self._located_at < RELOCATE_EVERY_S:
+                raise
+            self._located_at = time.monotonic()
+            self._endpoints = await asyncio.to_thread(self._locate)
+            return await self._broker_at(client, self._endpoints.management.values())
+
+    async def _broker_at(self, client: httpx.AsyncClient, urls: Iterable[str]) -> tuple[int, list[str]]:
+        for url in urls:
             try:
                 queues = await client.get(f"{url}/api/queues", auth=broker_login())
                 nodes = await client.get(f"{url}/api/nodes", auth=broker_login())
