@@ -17,6 +17,8 @@ CANARY_FRESH_S = 15.0  # a canary processed this recently: messages flow end to 
 WORKER_FRESH_S = 15.0
 JOB_AGE_LIMIT_S = 30.0
 OUTBOX_AGE_LIMIT_S = 30.0
+# The hypothesis cannot see a break sooner than its slowest staleness limit after the fault.
+SLOWEST_SIGNAL_S = max(CANARY_FRESH_S, WORKER_FRESH_S, JOB_AGE_LIMIT_S, OUTBOX_AGE_LIMIT_S)
 
 
 def violations(sample: ProbeSample) -> list[str]:
@@ -49,7 +51,9 @@ class RecoveryClock:
     that in which it held again. `recovered_at`: the start of the first unbroken stretch of
     `hold_s` in which it held (the clock stops there, confirmed `hold_s` later). Once the outage
     phase is over (`outage_over`), a fault the system absorbed without ever breaking the
-    hypothesis counts as recovered: there was nothing to recover from.
+    hypothesis counts as recovered: there was nothing to recover from. Absorbed, not merely not yet
+    seen: the hypothesis must have held for SLOWEST_SIGNAL_S + `hold_s` since the fault, since a
+    dead worker, say, shows only once its heartbeat is older than its limit.
     """
 
     hold_s: float
@@ -59,8 +63,11 @@ class RecoveryClock:
     holding_since: float | None = None
     last_violations: tuple[str, ...] = ()
     outage_over: bool = False
+    first_t: float | None = None
 
     def feed(self, sample: ProbeSample) -> None:
+        if self.first_t is None:
+            self.first_t = sample.t
         found = violations(sample)
         self.last_violations = tuple(found)
         if self.recovered_at is not None:
@@ -74,7 +81,8 @@ class RecoveryClock:
             self.holding_since = sample.t
         if self.broke_at is not None and self.mitigated_at is None:
             self.mitigated_at = sample.t
-        if sample.t - self.holding_since >= self.hold_s and (self.broke_at is not None or self.outage_over):
+        absorbed = self.outage_over and sample.t - self.first_t >= SLOWEST_SIGNAL_S + self.hold_s
+        if sample.t - self.holding_since >= self.hold_s and (self.broke_at is not None or absorbed):
             self.recovered_at = self.holding_since
             if self.mitigated_at is None:
                 self.mitigated_at = self.holding_since

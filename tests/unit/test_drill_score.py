@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.drill.steady_state import RecoveryClock, violations
+from harness.drill.steady_state import SLOWEST_SIGNAL_S, RecoveryClock, violations
 from harness.drill.story import DrillStory, drill_score
 from harness.observe.probes import ProbeSample
 
@@ -107,9 +107,20 @@ def test_a_hold_shorter_than_required_is_not_recovery():
 
 def test_an_unbroken_steady_state_counts_only_once_the_outage_phase_is_over():
     clock = RecoveryClock(hold_s=5)
-    for t in range(0, 20):
+    for t in range(0, 40):
         clock.feed(healthy(t))
     assert not clock.recovered, "a fault may take a while to bite"
     clock.outage_over = True
-    clock.feed(healthy(20))
+    clock.feed(healthy(40))
     assert clock.recovered and clock.recovered_at == 0
+
+
+def test_a_fault_is_not_taken_for_absorbed_before_the_hypothesis_could_have_seen_it():
+    # A killed worker shows only once its heartbeat is older than its limit: an outage phase of a
+    # few seconds ends long before that, and the clock must not stop on "nothing happened".
+    clock = RecoveryClock(hold_s=10, outage_over=True)
+    for t in range(0, int(SLOWEST_SIGNAL_S)):
+        clock.feed(healthy(t))
+    assert not clock.recovered
+    clock.feed(broker_down(int(SLOWEST_SIGNAL_S)))
+    assert clock.broke_at == SLOWEST_SIGNAL_S and not clock.recovered
