@@ -177,7 +177,7 @@ async def _drain(
     change no verdict, only the run's length."""
     assert run.observer is not None
     deadline = time.monotonic() + timeout
-    seen, quiet_since = -1, time.monotonic()
+    seen, quiet_since, pending = -1, time.monotonic(), "nothing"
     while True:
         await run.observer.read_available()
         verdict = verdict_of()
@@ -185,7 +185,8 @@ async def _drain(
             run.timeline.add("note", f"drained: all {verdict.acked} acknowledged messages observed")
             return
         now = time.monotonic()
-        if verdict.delivered != seen or await _still_waiting(waiting):
+        pending = await _still_waiting(waiting) if verdict.delivered == seen else "new effects"
+        if pending:
             seen, quiet_since = verdict.delivered, now
         elif now - quiet_since >= QUIET_S:
             run.timeline.add(
@@ -195,16 +196,21 @@ async def _drain(
             )
             return
         if now > deadline:
-            run.timeline.add("note", f"drain timed out with {verdict.lost} acknowledged messages unobserved")
+            run.timeline.add(
+                "note",
+                f"drain timed out with {verdict.lost} acknowledged messages unobserved; "
+                f"last seen waiting: {pending}",
+            )
             return
         await asyncio.sleep(1)
 
 
-async def _still_waiting(waiting: Callable[[], Awaitable[dict[str, int]]]) -> bool:
+async def _still_waiting(waiting: Callable[[], Awaitable[dict[str, int]]]) -> str:
+    """What still waits, told in words; empty when nothing does."""
     try:
-        return bool(await waiting())
-    except Exception:  # the broker or Redis cannot say: something may still be on its way
-        return True
+        return ", ".join(f"{where}: {count}" for where, count in (await waiting()).items())
+    except Exception as exc:  # the broker or Redis cannot say: something may still be on its way
+        return f"unknown ({type(exc).__name__}: {exc})"
 
 
 def new_run(scenario: Scenario, stack: Stack, profile: str, seed: int) -> Run:

@@ -66,7 +66,8 @@ def test_the_drain_keeps_waiting_while_events_wait_on_a_queue():
     run = _Run(_acked(["a", "b"]), arrivals=[])
     took = _drain(run, waiting={"events": 1}, timeout=4)
     assert took >= 4
-    assert "drain timed out" in run.timeline.events()[-1].message
+    note = run.timeline.events()[-1].message
+    assert "drain timed out" in note and note.endswith("last seen waiting: events: 1")
 
 
 def test_a_broker_that_cannot_say_counts_as_something_still_waiting():
