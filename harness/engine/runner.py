@@ -303,6 +303,8 @@ async def execute(
         await asyncio.gather(*loads)
         await run.call(stack.wait_healthy, 240)
         message_kinds = scenario.message_op_kinds
+        # The canaries stop with the load: one a second would keep the pipeline from ever looking empty.
+        run.prober.stop_canaries()
         # Broker nodes restarted by the runbook answer on new host ports.
         settled_watch = BrokerWatch(await run.call(stack.endpoints), run.timeline.elapsed)
         await _drain(

@@ -229,6 +229,10 @@ class Prober:
             return None  # too short a window to tell
         return round((total - first_total) / (now - first_at), 3)
 
+    def stop_canaries(self) -> None:
+        """Send no more canaries (the load has stopped: an empty pipeline must stay empty)."""
+        self._canary_ticket = None
+
     async def _send_canary(self, client: httpx.AsyncClient) -> None:
         if self._canary_ticket is None:
             return
