@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 
 from faults import base as fault_base
 from faults.base import Fault
@@ -25,7 +26,7 @@ from harness.checks.judge import Judgement, judge
 from harness.engine.scenario import Scenario
 from harness.engine.waiting import pause
 from harness.observe.alerts import AlertEvaluator, AlertRule
-from harness.observe.backlog import BacklogNotDrained, leftovers_at, wait_until_drained
+from harness.observe.backlog import BacklogNotDrained, leftovers, wait_until_drained
 from harness.observe.broker_watch import BrokerWatch
 from harness.observe.observer import EffectsObserver
 from harness.observe.probes import PROBE_STREAM, Prober, ProbeSample
@@ -177,7 +178,7 @@ async def _drain(
     change no verdict, only the run's length."""
     assert run.observer is not None
     deadline = time.monotonic() + timeout
-    seen, quiet_since, pending = -1, time.monotonic(), "nothing"
+    seen, quiet_since = -1, time.monotonic()
     while True:
         await run.observer.read_available()
         verdict = verdict_of()
@@ -307,12 +308,13 @@ async def execute(
         run.prober.stop_canaries()
         # Broker nodes restarted by the runbook answer on new host ports.
         settled_watch = BrokerWatch(await run.call(stack.endpoints), run.timeline.elapsed)
-        await _drain(
-            run,
-            lambda: check_messages(run.history, op_kind=message_kinds),
-            timing.drain_timeout_s,
-            lambda: leftovers_at(endpoints.redis, settled_watch),
-        )
+        async with aioredis.from_url(endpoints.redis, decode_responses=True) as redis_client:
+            await _drain(
+                run,
+                lambda: check_messages(run.history, op_kind=message_kinds),
+                timing.drain_timeout_s,
+                lambda: leftovers(redis_client, settled_watch),
+            )
         await scenario.drain(run)
     finally:
         stop_load.set()

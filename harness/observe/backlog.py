@@ -33,15 +33,6 @@ async def leftovers(client: aioredis.Redis, watch: BrokerWatch) -> dict[str, int
     return {where: count for where, count in waiting.items() if count}
 
 
-async def leftovers_at(redis_url: str, watch: BrokerWatch) -> dict[str, int]:
-    """`leftovers`, with a Redis connection of its own."""
-    client = aioredis.from_url(redis_url, decode_responses=True)
-    try:
-        return await leftovers(client, watch)
-    finally:
-        await client.aclose()
-
-
 async def wait_until_drained(
     redis_url: str, watch: BrokerWatch, timeout_s: float, note: Callable[[str], None]
 ) -> None:
