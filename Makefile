@@ -7,11 +7,9 @@ REPORTS ?= reports
 .PHONY: setup venv images browser up demo test test-unproven test-variants test-unit lint bench dist down clean
 
 # Stack tests (files or test ids under tests/stack) not yet seen passing on a quiet machine at the
-# current code, or seen failing there (the vulnerable Chaos Toolkit experiment did not deviate in 2 of
-# its last 4 runs): `make test` leaves them out and `make test-unproven` runs them. One leaves this
-# list when it passes every time.
-UNPROVEN ?= test_wire_faults.py::test_clock_skew_moves_the_worker_heartbeats_ahead_and_back \
-	test_incident_gateway.py test_chaostoolkit.py::test_vulnerable_the_journal_records_the_lost_messages
+# current code, or seen failing there: `make test` leaves them out and `make test-unproven` runs
+# them. One leaves this list when it passes every time.
+UNPROVEN ?= test_incident_gateway.py
 # A scenario's variants beyond its one run per profile: `make test-variants` runs them.
 VARIANTS ?= test_incident_queue_cluster.py::test_nodes_killed_at_once_come_back_through_force_boot_and_the_outbox_loses_nothing \
 	test_incident_supportbee.py::test_a_wrapper_that_breaks_after_the_fetch_loses_taken_jobs_only_from_a_naive_queue

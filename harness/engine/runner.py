@@ -26,7 +26,7 @@ from harness.checks.judge import Judgement, judge
 from harness.engine.scenario import Scenario
 from harness.engine.waiting import pause
 from harness.observe.alerts import AlertEvaluator, AlertRule
-from harness.observe.backlog import BacklogNotDrained, leftovers, wait_until_drained
+from harness.observe.backlog import QUIET_S, BacklogNotDrained, leftovers, wait_until_drained
 from harness.observe.broker_watch import BrokerWatch
 from harness.observe.observer import EffectsObserver
 from harness.observe.probes import PROBE_STREAM, Prober, ProbeSample
@@ -40,7 +40,6 @@ from harness.stack.protocol import Stack
 from harness.workloads.load import MessageLoad
 
 LOAD_AGENT = "load-agent"
-QUIET_S = 10.0  # twice the broker's statistics interval (5 s), so an empty queue is really empty
 LEFTOVER_WAIT_S = 180.0  # how long a run waits for an earlier run's backlog before it refuses to start
 
 

@@ -53,6 +53,7 @@ def _activity(journal: dict[str, Any], name: str) -> dict[str, Any]:
 def _assert_faults_injected_then_rolled_back(journal: dict[str, Any], outage_stack) -> None:
     assert journal["steady_states"]["before"]["steady_state_met"] is True
     assert _activity(journal, "slow-downstream")["status"] == "succeeded"
+    assert _activity(journal, "the-worker-is-consuming")["status"] == "succeeded"
     assert _activity(journal, "kill-the-worker")["status"] == "succeeded"
     assert _activity(journal, "backlog-on-the-broker")["status"] == "succeeded"
     assert [r["status"] for r in journal["rollbacks"]] == ["succeeded"] * 4

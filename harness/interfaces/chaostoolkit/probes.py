@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 
 from harness.interfaces.chaostoolkit import sent_messages
+from harness.observe.backlog import QUIET_S, leftovers
+from harness.observe.broker_watch import BrokerWatch
 from harness.stack import credentials
 from harness.stack.compose_stack import ComposeStack
 
@@ -36,27 +40,77 @@ def queue_depth() -> int:
 def messages_lost(wait_s: float = 60, agent: str = "chaos-customer") -> int:
     """Messages the api acknowledged (since the record was last cleared) that never reached their thread.
 
-    Waits up to `wait_s` for the worker to catch up, so a message merely late is not counted.
+    Waits up to `wait_s` for the worker to catch up, so a message merely late is not counted; stops
+    waiting sooner once nothing can bring the missing ones (the run's drain rule: no event in the
+    outbox or on a queue, and none arrived for QUIET_S).
     """
     acknowledged = sent_messages.acknowledged()
-    api = ComposeStack().endpoints().api
-    headers = {"Authorization": f"Bearer {credentials.agent_token(agent)}"}
     deadline = time.monotonic() + wait_s
-    with httpx.Client(base_url=api, headers=headers, timeout=10) as client:
+    last_missing, quiet_since = -1, time.monotonic()
+    with _api_client(agent) as client:
         while True:
-            missing = 0
-            for ticket_id, ids in acknowledged.items():
-                try:
-                    reply = client.get(f"/tickets/{ticket_id}")
-                    reply.raise_for_status()
-                except httpx.HTTPError:
-                    missing += len(ids)
-                    continue
-                processed = {m["id"] for m in reply.json()["messages"] if m["processed"]}
-                missing += len(ids - processed)
-            if missing == 0 or time.monotonic() >= deadline:
+            missing = sum(len(ids - processed) for ids, processed in _processed(client, acknowledged))
+            now = time.monotonic()
+            if missing != last_missing or _events_waiting():
+                last_missing, quiet_since = missing, now
+            if missing == 0 or now >= deadline or now - quiet_since >= QUIET_S:
                 return missing
             time.sleep(2)
+
+
+def messages_processed(at_least: int = 1, wait_s: float = 60, agent: str = "chaos-customer") -> int:
+    """How many acknowledged messages have reached their thread, once at least `at_least` have.
+
+    A method waits on it before harming the worker, so the worker is consuming (and holds messages)
+    when the fault lands, not still starting. Raises when too few arrive within `wait_s`.
+    """
+    acknowledged = sent_messages.acknowledged()
+    deadline = time.monotonic() + wait_s
+    with _api_client(agent) as client:
+        while True:
+            done = sum(len(ids & processed) for ids, processed in _processed(client, acknowledged))
+            if done >= at_least:
+                return done
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{done} of {at_least} messages reached their thread within {wait_s:g} s")
+            time.sleep(0.2)
+
+
+def _api_client(agent: str) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {credentials.agent_token(agent)}"}
+    return httpx.Client(base_url=ComposeStack().endpoints().api, headers=headers, timeout=10)
+
+
+def _processed(client: httpx.Client, acknowledged: dict[int, set[str]]) -> list[tuple[set[str], set[str]]]:
+    """Per ticket: the acknowledged message ids, and the ids its thread shows processed (none when
+    the api cannot answer)."""
+    pairs = []
+    for ticket_id, ids in acknowledged.items():
+        try:
+            reply = client.get(f"/tickets/{ticket_id}")
+            reply.raise_for_status()
+            processed = {m["id"] for m in reply.json()["messages"] if m["processed"]}
+        except httpx.HTTPError:
+            processed = set()
+        pairs.append((ids, processed))
+    return pairs
+
+
+def _events_waiting() -> bool:
+    """True while an event waits in an outbox stream or on an events queue, or nobody can say."""
+    try:
+        return bool(asyncio.run(_leftovers()))
+    except Exception:  # the broker or Redis cannot answer: something may still be on its way
+        return True
+
+
+async def _leftovers() -> dict[str, int]:
+    endpoints = ComposeStack().endpoints()
+    client = aioredis.from_url(endpoints.redis, decode_responses=True)
+    try:
+        return await leftovers(client, BrokerWatch(endpoints, time.monotonic))
+    finally:
+        await client.aclose()
 
 
 def scenario_checks(report_dir: str) -> dict[str, Any]:
