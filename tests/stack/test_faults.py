@@ -5,11 +5,13 @@ And when the harness itself dies mid-fault, `outage heal` puts the stack back.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import httpx
@@ -17,6 +19,7 @@ import pytest
 
 from faults.containers import KillContainer, Partition, PauseContainer, StopContainer
 from faults.failpoints import Failpoint
+from harness.stack import credentials
 from tests.stack.polling import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.chaos]
@@ -90,6 +93,7 @@ _CRASHING_HARNESS = textwrap.dedent(
     from faults.base import apply
     from faults.containers import Partition, PauseContainer, StopContainer
     from faults.failpoints import Failpoint
+from harness.stack import credentials
     from harness.stack.compose_stack import ComposeStack
     from harness.stack.ledger import FaultLedger
 
@@ -131,3 +135,53 @@ def test_heal_reverts_what_a_killed_harness_left(outage_stack, tmp_path):
     assert outage_stack.control.is_connected("relay")
     admin = {"Authorization": f"Bearer {outage_stack.admin_token}"}
     assert httpx.get(f"{outage_stack.api_url}/admin/failpoints", headers=admin).json()["failpoints"] == {}
+
+
+def test_a_request_held_by_an_api_whose_address_moved_is_answered_502_in_seconds(outage_stack):
+    """The flood's runbook cuts the api and the relay off the network and reconnects them: they can
+    come back on each other's addresses. The api's socket to the gateway then has an address that
+    is no longer its own, so no FIN ever leaves it when the api restarts. The gateway must not hold
+    that request (and its slot) for its 15-minute server timeout: keepalive probes find the peer
+    gone, and the client gets a 502 within seconds."""
+    stack = outage_stack.control
+    stack.configure({"API_REQUEST_DEADLINE_S": "0"})  # the api itself would otherwise answer in 1 s
+    stack.wait_healthy(120)
+    agent = {"Authorization": f"Bearer {credentials.agent_token('probe')}"}
+    api = outage_stack.api_url
+    ticket = httpx.post(
+        f"{api}/tickets", headers=agent, json={"subject": "held", "customer": "held@example.com"}
+    )
+    held = Failpoint("api.latency_ms", 120_000)
+    held.inject(stack)
+    answered: dict[str, object] = {}
+
+    def slow_read() -> None:
+        started = time.monotonic()
+        try:
+            answered["status"] = httpx.get(
+                f"{api}/tickets/{ticket.json()['id']}", headers=agent, timeout=300
+            ).status_code
+        except httpx.HTTPError as exc:
+            answered["status"] = type(exc).__name__
+        answered["after_s"] = time.monotonic() - started
+
+    try:
+        time.sleep(2)  # the services read failpoints at most once a second
+        reader = threading.Thread(target=slow_read, daemon=True)
+        reader.start()
+        time.sleep(1)
+        before = {service: stack.address(service) for service in ("api", "relay")}
+        cut = [Partition("api"), Partition("relay")]
+        for partition in cut:
+            partition.inject(stack)
+        # Reconnected highest address first, the first takes the lowest free one: the other's.
+        for partition in sorted(cut, key=lambda p: ipaddress.ip_address(before[p.service]), reverse=True):
+            partition.revert(stack)
+        assert stack.address("api") == before["relay"], "the addresses did not swap: the test proves nothing"
+        for service in ("api", "relay"):
+            stack.restart(service)
+        reader.join(60)  # the gateway's 15 minutes, had it waited them, would end far later
+    finally:
+        stack.wait_healthy(120)
+        held.revert(stack)
+    assert answered.get("status") == 502, answered
