@@ -44,8 +44,11 @@ demo: up
 
 test: setup
 	$(BIN)/ruff check harness faults services tests bench
-	$(BIN)/pytest tests/unit -q
-	$(BIN)/outage up --no-build
+	# The stack starts while the unit tests run (they need no Docker); its output waits in a file.
+	@mkdir -p $(REPORTS)
+	$(BIN)/outage up --no-build > $(REPORTS)/up.log 2>&1 & up=$$!; \
+		$(BIN)/pytest tests/unit -q; unit=$$?; wait $$up; started=$$?; cat $(REPORTS)/up.log; \
+		[ $$unit -eq 0 ] && [ $$started -eq 0 ]
 	$(BIN)/pytest tests/stack -q --outage-use-running --outage-report-dir $(REPORTS)/runs --durations=20 --junitxml=$(REPORTS)/junit.xml $(addprefix --deselect=tests/stack/,$(UNPROVEN) $(VARIANTS))
 	# Every run the stack tests made is judged again from its record alone, to the live verdict.
 	$(BIN)/outage check --against-live $$(find $(REPORTS)/runs -name summary.json -printf '%h ') > $(REPORTS)/recheck.txt

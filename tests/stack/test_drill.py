@@ -231,7 +231,7 @@ def test_a_drill_nobody_repairs_ends_at_its_time_limit_healed_and_not_recovered_
     drill_report,
 ):
     board = start_drill(
-        "worker-crash", "--seed", "3", "--time-limit", "150s", "--hold", "10s",
+        "worker-crash", "--seed", "3", "--time-limit", "90s", "--hold", "10s",
         "--min-delay", "3s", "--max-delay", "5s", "--report-dir", str(drill_report),
     )  # fmt: skip
     screenshot = drill_report / "board.png"
