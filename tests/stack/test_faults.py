@@ -93,7 +93,6 @@ _CRASHING_HARNESS = textwrap.dedent(
     from faults.base import apply
     from faults.containers import Partition, PauseContainer, StopContainer
     from faults.failpoints import Failpoint
-from harness.stack import credentials
     from harness.stack.compose_stack import ComposeStack
     from harness.stack.ledger import FaultLedger
 
