@@ -15,6 +15,7 @@ from harness.observe.backlog import QUIET_S, leftovers
 from harness.observe.broker_watch import BrokerWatch
 from harness.stack import credentials
 from harness.stack.compose_stack import ComposeStack
+from harness.stack.protocol import Endpoints
 
 
 def api_health() -> int:
@@ -45,13 +46,14 @@ def messages_lost(wait_s: float = 60, agent: str = "chaos-customer") -> int:
     outbox or on a queue, and none arrived for QUIET_S).
     """
     acknowledged = sent_messages.acknowledged()
+    endpoints = ComposeStack().endpoints()
     deadline = time.monotonic() + wait_s
     last_missing, quiet_since = -1, time.monotonic()
-    with _api_client(agent) as client:
+    with _api_client(endpoints, agent) as client:
         while True:
             missing = sum(len(ids - processed) for ids, processed in _processed(client, acknowledged))
             now = time.monotonic()
-            if missing != last_missing or _events_waiting():
+            if missing != last_missing or _events_waiting(endpoints):
                 last_missing, quiet_since = missing, now
             if missing == 0 or now >= deadline or now - quiet_since >= QUIET_S:
                 return missing
@@ -66,7 +68,7 @@ def messages_processed(at_least: int = 1, wait_s: float = 60, agent: str = "chao
     """
     acknowledged = sent_messages.acknowledged()
     deadline = time.monotonic() + wait_s
-    with _api_client(agent) as client:
+    with _api_client(ComposeStack().endpoints(), agent) as client:
         while True:
             done = sum(len(ids & processed) for ids, processed in _processed(client, acknowledged))
             if done >= at_least:
@@ -76,9 +78,9 @@ def messages_processed(at_least: int = 1, wait_s: float = 60, agent: str = "chao
             time.sleep(0.2)
 
 
-def _api_client(agent: str) -> httpx.Client:
+def _api_client(endpoints: Endpoints, agent: str) -> httpx.Client:
     headers = {"Authorization": f"Bearer {credentials.agent_token(agent)}"}
-    return httpx.Client(base_url=ComposeStack().endpoints().api, headers=headers, timeout=10)
+    return httpx.Client(base_url=endpoints.api, headers=headers, timeout=10)
 
 
 def _processed(client: httpx.Client, acknowledged: dict[int, set[str]]) -> list[tuple[set[str], set[str]]]:
@@ -96,16 +98,15 @@ def _processed(client: httpx.Client, acknowledged: dict[int, set[str]]) -> list[
     return pairs
 
 
-def _events_waiting() -> bool:
+def _events_waiting(endpoints: Endpoints) -> bool:
     """True while an event waits in an outbox stream or on an events queue, or nobody can say."""
     try:
-        return bool(asyncio.run(_leftovers()))
+        return bool(asyncio.run(_leftovers(endpoints)))
     except Exception:  # the broker or Redis cannot answer: something may still be on its way
         return True
 
 
-async def _leftovers() -> dict[str, int]:
-    endpoints = ComposeStack().endpoints()
+async def _leftovers(endpoints: Endpoints) -> dict[str, int]:
     client = aioredis.from_url(endpoints.redis, decode_responses=True)
     try:
         return await leftovers(client, BrokerWatch(endpoints, time.monotonic))
