@@ -14,6 +14,12 @@ UNPROVEN ?= test_incident_gateway.py
 VARIANTS ?= test_incident_queue_cluster.py::test_nodes_killed_at_once_come_back_through_force_boot_and_the_outbox_loses_nothing \
 	test_incident_supportbee.py::test_a_wrapper_that_breaks_after_the_fetch_loses_taken_jobs_only_from_a_naive_queue
 
+# `make test` runs the stack tests on this many pytest-xdist workers, each with a stack of its own
+# (compose project <project>-gw0, -gw1, ...). Each stack is a 3-node RabbitMQ cluster and the app.
+WORKERS ?= 2
+OUTAGE_PROJECT ?= outage-lab
+WORKER_STACKS := $(foreach n,$(shell seq 0 $$(($(WORKERS) - 1))),$(OUTAGE_PROJECT)-gw$(n))
+
 setup: venv images browser
 
 # Debian's chromium and its driver, for the drill board's browser test (skipped, saying why, without them).
@@ -44,12 +50,20 @@ demo: up
 
 test: setup
 	$(BIN)/ruff check harness faults services tests bench
-	# The stack starts while the unit tests run (they need no Docker); its output waits in a file.
+	# The workers' stacks start while the unit tests run (they need no Docker); output waits in files.
 	@mkdir -p $(REPORTS)
-	$(BIN)/outage up --no-build > $(REPORTS)/up.log 2>&1 & up=$$!; \
-		$(BIN)/pytest tests/unit -q; unit=$$?; wait $$up; started=$$?; cat $(REPORTS)/up.log; \
-		[ $$unit -eq 0 ] && [ $$started -eq 0 ]
-	$(BIN)/pytest tests/stack -q --outage-use-running --outage-report-dir $(REPORTS)/runs --durations=20 --junitxml=$(REPORTS)/junit.xml $(addprefix --deselect=tests/stack/,$(UNPROVEN) $(VARIANTS))
+	pids=; for project in $(WORKER_STACKS); do \
+		OUTAGE_PROJECT=$$project $(BIN)/outage up --no-build > $(REPORTS)/up-$$project.log 2>&1 & pids="$$pids $$!"; \
+	done; \
+	$(BIN)/pytest tests/unit -q; unit=$$?; started=0; \
+	for pid in $$pids; do wait $$pid || started=1; done; cat $(REPORTS)/up-*.log; \
+	[ $$unit -eq 0 ] && [ $$started -eq 0 ]
+	# Each worker runs its tests against its own stack; the stacks go down whatever the outcome.
+	$(BIN)/pytest tests/stack -q -n $(WORKERS) --dist worksteal --outage-stack-per-worker --outage-use-running \
+		--outage-report-dir $(REPORTS)/runs --durations=25 --junitxml=$(REPORTS)/junit.xml \
+		$(addprefix --deselect=tests/stack/,$(UNPROVEN) $(VARIANTS)); passed=$$?; \
+	for project in $(WORKER_STACKS); do OUTAGE_PROJECT=$$project $(BIN)/outage down --volumes & done; wait; \
+	exit $$passed
 	# Every run the stack tests made is judged again from its record alone, to the live verdict.
 	$(BIN)/outage check --against-live $$(find $(REPORTS)/runs -name summary.json -printf '%h ') > $(REPORTS)/recheck.txt
 	@echo "every recorded run re-judged offline to its live verdict ($(REPORTS)/recheck.txt)"

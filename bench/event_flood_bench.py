@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from run_exit import bench_exit_code
 
 from faults.scenarios.helpscout_2017_event_flood import EventFlood
 from harness.engine.runner import run_scenario
@@ -44,7 +47,7 @@ FIGURES = (
 )
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tickets", type=int, default=300_000)
     parser.add_argument("--profile", default="hardened", choices=("hardened", "vulnerable"))
@@ -60,7 +63,8 @@ def main() -> None:
         print(f"{name:36} {summary['metrics'].get(name)}")
     for check in summary["checks"]:
         print(f"{'ok ' if check['passed'] else 'FAIL'} {check['name']}: {check['observed']}")
+    return bench_exit_code([result])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,6 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from run_exit import bench_exit_code
+
 from faults.scenarios.proto_2023_gateway_throttling import GatewayThrottling, Population
 from harness.checks.expect import figure_methods
 from harness.engine.runner import run_scenario
@@ -38,7 +40,7 @@ def _print_result(profile: str, result: RunResult) -> None:
     print("messages:", json.dumps(result.messages))
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=("hardened", "vulnerable", "both"), default="both")
     parser.add_argument("--ordinary", type=int, default=30, help="ordinary agents (test size: 10)")
@@ -51,6 +53,7 @@ def main() -> None:
 
     stack = ComposeStack()
     profiles = ("hardened", "vulnerable") if args.profile == "both" else (args.profile,)
+    results = []
     for profile in profiles:
         scenario = GatewayThrottling()
         scenario.population = Population(args.ordinary, args.large, args.conversations, args.bot_rate)
@@ -60,7 +63,9 @@ def main() -> None:
         timing.after_recovery_s *= args.scale
         result = run_scenario(scenario, stack, profile, 1, args.report_dir / profile)
         _print_result(profile, result)
+        results.append(result)
+    return bench_exit_code(results)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

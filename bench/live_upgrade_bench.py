@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import threading
 import time
 from pathlib import Path
 
 import docker.errors
 import httpx
+from run_exit import bench_exit_code
 
 from harness.engine.runner import run_scenario
 from harness.engine.scenario import scenario_class
@@ -76,7 +78,7 @@ class LiveMemorySampler:
         }
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tabs", type=int, default=5000)
     parser.add_argument("--profile", choices=("hardened", "vulnerable"), default="hardened")
@@ -110,7 +112,8 @@ def main() -> None:
         t = round(sample["at"] - upgrade_at, 1)
         print(f"  {t:>7}: {sample['connected']:>6} / {sample['server']} / {sample['handshakes']}")
     print("messages:", result.messages)
+    return bench_exit_code([result])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

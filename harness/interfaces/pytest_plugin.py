@@ -13,22 +13,30 @@ Fixtures (all prefixed `outage_`, so they never shadow a project's own):
 Options, each with an ini equivalent (the command line wins; `--no-...` turns an ini `true` off):
   --outage-use-running / outage_use_running  use the stack that is up; never start or stop it
   --outage-keep-stack  / outage_keep_stack   leave a stack the session started running
+  --outage-stack-per-worker / outage_stack_per_worker
+                                             under pytest-xdist, a stack per worker (see below)
   --outage-report-dir  / outage_report_dir   keep each scenario run's report in a subdirectory
                                              of this folder (default: pytest's temporary folders)
 A stack that was already healthy when the session began is used and left running.
 
 Tests that need the stack are skipped, with the reason, when no Docker engine answers.
 
-pytest-xdist: workers share one stack. Every test that uses it holds an exclusive file lock
-(`pytest.lock` in the stack's state folder) for its whole duration, so faults and scenario runs of two
-workers never overlap; the first worker to arrive starts the stack if needed, and under xdist the
-stack is left running at the end (no worker knows it is the last). A stack per worker would cost
-a RabbitMQ cluster per worker, more than the machines this runs on can hold.
+pytest-xdist: by default workers share one stack. Every test that uses it holds an exclusive file
+lock (`pytest.lock` in the stack's state folder) for its whole duration, so faults and scenario runs
+of two workers never overlap; the first worker to arrive starts the stack if needed, and under xdist
+the stack is left running at the end (no worker knows it is the last).
+With --outage-stack-per-worker each worker has a stack of its own, the compose project
+`<project>-<worker>` (for example `outage-lab-gw0`), exported as OUTAGE_PROJECT so the `outage`
+commands a test runs reach it too. Tests then run side by side, at the cost of a RabbitMQ cluster
+per worker; a worker takes down the stack it started. A test marked `alone` has the machine to
+itself: no other worker's stack test runs while it does (a shared/exclusive file lock in the state
+root), for scenarios whose checks are latency promises that a neighbour's load would break.
 
 Markers:
   @pytest.mark.incident("scenario-id")  the test replays that incident
   @pytest.mark.chaos                    the test injects faults into the stack
   @pytest.mark.stack                    the test needs the running stack
+  @pytest.mark.alone                    no other worker's stack test runs beside it (see above)
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ _CLAIMED_DIRS = pytest.StashKey[set[str]]()
 _BOOL_OPTIONS = {
     "outage_use_running": "use the running stack as it is; never start or stop it",
     "outage_keep_stack": "leave a stack the session started running after the session",
+    "outage_stack_per_worker": "under pytest-xdist, give each worker a stack (compose project) of its own",
 }
 # The properties each scenario run records on its test (JUnit <property>, user_properties).
 RUN_PROPERTIES = ("outage_scenario", "outage_profile", "outage_verdict", "outage_lost", "outage_report_dir")
@@ -129,8 +138,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "incident(id): the test replays the named incident scenario")
     config.addinivalue_line("markers", "chaos: the test injects faults into the stack")
     config.addinivalue_line("markers", "stack: the test needs the running Docker Compose stack")
+    config.addinivalue_line(
+        "markers", "alone: with a stack per xdist worker, no other worker's stack test runs beside this one"
+    )
     config.stash[_CLAIMED_DIRS] = set()
     config.pluginmanager.register(ScenarioRunsSummary(), "outage-scenario-runs")
+    worker = _own_stack_worker(config)
+    if worker:
+        from harness.stack.compose import project_name
+
+        os.environ["OUTAGE_PROJECT"] = f"{project_name()}-{worker}"
+
+
+def _own_stack_worker(config: pytest.Config) -> str | None:
+    """The xdist worker's id when it runs against a stack of its own, else None."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return worker if worker and _flag(config, "outage_stack_per_worker") else None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -145,6 +168,41 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("stack") is not None:
         _skip_without_docker(item.config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # `alone` tests first: while they wait for the machine, the other workers are only starting.
+    if _own_stack_worker(config):
+        items.sort(key=lambda item: item.get_closest_marker("alone") is None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if item.get_closest_marker("stack") is None or not _own_stack_worker(item.config):
+        return (yield)
+    with _machine_share(alone=item.get_closest_marker("alone") is not None):
+        return (yield)
+
+
+@contextmanager
+def _machine_share(alone: bool) -> Iterator[None]:
+    """Stack tests of per-worker stacks share the machine; an `alone` test takes it whole.
+
+    A turnstile keeps an `alone` test from waiting forever behind a stream of shared holders:
+    everyone passes the gate to take the machine, and the `alone` test holds the gate until no
+    shared holder is left."""
+    from harness.stack.state_dir import state_root
+
+    root = state_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "machine-gate.lock").open("a") as gate, (root / "machine.lock").open("a") as machine:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(machine, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(machine, fcntl.LOCK_UN)
 
 
 _lock_depth = 0
@@ -185,14 +243,14 @@ def _outage_session_stack(request: pytest.FixtureRequest) -> Iterator[Any]:
     if _flag(request.config, "outage_use_running"):
         yield stack
         return
-    under_xdist = "PYTEST_XDIST_WORKER" in os.environ
+    shared_by_workers = "PYTEST_XDIST_WORKER" in os.environ and not _own_stack_worker(request.config)
     with _stack_lock():
         already_up = stack.status().healthy
         if not already_up:
             stack.up(build=False)
     yield stack
-    # Only a stack this session started is taken down again, and never under xdist (see above).
-    if not (already_up or under_xdist or _flag(request.config, "outage_keep_stack")):
+    # Only a stack this session started is taken down again, never one workers share (see above).
+    if not (already_up or shared_by_workers or _flag(request.config, "outage_keep_stack")):
         stack.down(volumes=True)
 
 

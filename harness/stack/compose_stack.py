@@ -5,7 +5,6 @@ It only ever touches containers labelled with its own compose project.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -17,7 +16,7 @@ import httpx
 from docker.models.containers import Container
 
 from harness.engine.waiting import wait_until_sync
-from harness.stack import credentials, images, nettools
+from harness.stack import credentials, host_ports, images, nettools
 from harness.stack.cgroup_limits import READ_SCRIPT, CgroupReadError, parse_limits
 from harness.stack.compose import ComposeError, project_name, run_compose
 from harness.stack.protocol import (
@@ -34,24 +33,6 @@ from harness.stack.protocol import (
 _CONFIGURE_ATTEMPTS = 3
 _UP_RETRY_PAUSE_S = 10.0
 _PORT_RELEASE_TIMEOUT_S = 120.0
-# Compose variables that pin an app service's published port (compose/docker-compose.yml).
-_PORT_VARIABLES = {
-    "gateway": ("OUTAGE_API_PORT", 8000),
-    "live": ("OUTAGE_LIVE_PORT", 8765),
-    "relay": ("OUTAGE_RELAY_PORT", 9100),
-    "worker": ("OUTAGE_WORKER_PORT", 9100),
-}
-
-
-def _port_free(port: int) -> bool:
-    """Whether nothing listens on 127.0.0.1:`port` (a bind as Docker's proxy makes it succeeds)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class StackError(RuntimeError):
@@ -74,7 +55,7 @@ class ComposeStack:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                run_compose(["up", "-d", "--no-build"], env=self._env)
+                run_compose(["up", "-d", "--no-build"], env={**self.host_ports(), **self._env})
                 break
             except ComposeError:
                 # A dependency's health check can fail while it boots on a busy machine (compose v1
@@ -100,10 +81,11 @@ class ComposeStack:
         A recreated service keeps the host port it had, so clients that hold an endpoint (the load,
         the probes) reach it again after a deploy or restart."""
         self._env = dict(env)
-        ports = self._pinned_ports()
+        ports = self.host_ports()
         pinned = {**ports, **self._env}
-        variables = [_PORT_VARIABLES[service][0] for service in services if service in _PORT_VARIABLES]
-        own_ports = [int(ports[variable]) for variable in variables if variable in ports]
+        own_ports = [
+            int(ports[v]) for v, (service, _) in host_ports.PORT_VARIABLES.items() if service in services
+        ]
         for attempt in range(_CONFIGURE_ATTEMPTS):
             try:
                 run_compose(["up", "-d", "--no-build", "--no-deps", *services], env=pinned)
@@ -115,26 +97,31 @@ class ComposeStack:
                 if attempt == _CONFIGURE_ATTEMPTS - 1:
                     raise
                 wait_until_sync(
-                    lambda: all(map(_port_free, own_ports)),
+                    lambda: all(map(host_ports.port_free, own_ports)),
                     timeout=_PORT_RELEASE_TIMEOUT_S,
                     what=f"host ports {own_ports} released by the replaced containers",
                     interval=0.5,
                 )
 
-    def _pinned_ports(self) -> dict[str, str]:
-        """The compose variables that keep each app service on the host port it has now."""
+    def host_ports(self) -> dict[str, str]:
+        """The compose variables that pin every published port: the ports the containers have,
+        and new ones outside the ephemeral range for services not created yet (host_ports.py)."""
         containers = self._containers()
-        pinned = {}
-        for service, (variable, container_port) in _PORT_VARIABLES.items():
+        kept = {}
+        for variable, (service, container_port) in host_ports.PORT_VARIABLES.items():
             container = containers.get(service)
-            bindings = (
-                (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{container_port}/tcp")
-                if container is not None
-                else None
-            )
-            if bindings:
-                pinned[variable] = bindings[0]["HostPort"]
-        return pinned
+            if container is None:
+                continue
+            key = f"{container_port}/tcp"
+            # Pinned when created; else (a stack from before pinning) the port it runs on now.
+            for bindings in (
+                (container.attrs.get("HostConfig", {}).get("PortBindings") or {}).get(key),
+                (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(key),
+            ):
+                if bindings and bindings[0].get("HostPort"):
+                    kept[variable] = bindings[0]["HostPort"]
+                    break
+        return host_ports.choose_ports(kept)
 
     # -- state -----------------------------------------------------------------------------------
 

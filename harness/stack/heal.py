@@ -55,7 +55,7 @@ def heal(
     stopped = [n for n, s in stack.status().services.items() if s.state != "running"]
     if stopped:
         say(f"starting {', '.join(stopped)}")
-        run_compose(["up", "-d", "--no-build", *SERVICES])
+        run_compose(["up", "-d", "--no-build", *SERVICES], env=stack.host_ports())
         report.repaired.append(f"started {', '.join(stopped)}")
 
     status = stack.wait_healthy(timeout)

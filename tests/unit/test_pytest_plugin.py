@@ -4,9 +4,14 @@ header, and the terminal summary of scenario runs."""
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
 import pytest
 
-from harness.interfaces.pytest_plugin import RUN_PROPERTIES
+from harness.engine.waiting import wait_until_sync
+from harness.interfaces.pytest_plugin import RUN_PROPERTIES, _machine_share
 
 pytest_plugins = ["pytester"]
 
@@ -131,6 +136,68 @@ def test_the_report_header_names_the_compose_project_and_where_reports_are_kept(
     assert f"scenario reports in {pytester.path / 'reports' / 'runs'}" in _header(pytester)
     chosen = pytester.path / "ci-reports"
     assert f"scenario reports in {chosen}" in _header(pytester, "--outage-report-dir", str(chosen))
+
+
+def test_an_xdist_worker_with_a_stack_of_its_own_names_its_project_and_runs_alone_tests_first(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("OUTAGE_PROJECT", "plugin-workers")  # restored after the in-process run
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    pytester.makepyfile(
+        """
+        import os
+        import pytest
+
+        def test_shared(request):
+            assert request.session.items[0].name == "test_alone"
+
+        @pytest.mark.alone
+        def test_alone():
+            assert os.environ["OUTAGE_PROJECT"] == "plugin-workers-gw1"
+        """
+    )
+    pytester.runpytest("--outage-stack-per-worker").assert_outcomes(passed=2)
+    monkeypatch.setenv("OUTAGE_PROJECT", "plugin-workers")
+    assert "compose project plugin-workers " in _header(pytester), "only with --outage-stack-per-worker"
+
+
+def test_an_alone_test_waits_for_the_shared_holders_and_keeps_later_ones_out_until_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("OUTAGE_STATE_DIR", str(tmp_path))
+    inside: list[str] = []
+    leave = {name: threading.Event() for name in ("first", "second", "alone", "later")}
+
+    def hold(name: str, alone: bool) -> None:
+        with _machine_share(alone=alone):
+            inside.append(name)
+            leave[name].wait(10)
+            inside.remove(name)
+
+    def start(name: str, alone: bool) -> threading.Thread:
+        thread = threading.Thread(target=hold, args=(name, alone))
+        thread.start()
+        time.sleep(0.3)  # time to reach the lock and block there
+        return thread
+
+    threads = [start("first", False), start("second", False)]
+    assert sorted(inside) == ["first", "second"], "shared holders do not exclude each other"
+    threads.append(start("alone", True))
+    threads.append(start("later", False))
+    assert sorted(inside) == ["first", "second"], "the alone test waits; a later shared one waits behind it"
+    leave["first"].set()
+    wait_until_sync(lambda: inside == ["second"], timeout=10, what="the first shared holder to leave")
+    time.sleep(0.3)
+    assert inside == ["second"], "nobody enters while a shared holder is left"
+    leave["second"].set()
+    wait_until_sync(lambda: inside == ["alone"], timeout=10, what="the alone test to enter")
+    time.sleep(0.3)
+    assert inside == ["alone"], "nobody enters beside the alone test"
+    leave["alone"].set()
+    wait_until_sync(lambda: inside == ["later"], timeout=10, what="the later shared holder to enter")
+    leave["later"].set()
+    for thread in threads:
+        thread.join(5)
 
 
 def test_the_terminal_summary_tabulates_every_scenario_run_of_the_session(pytester: pytest.Pytester):
