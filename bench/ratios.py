@@ -6,7 +6,7 @@ markdown table and writes it, with the raw figures, to bench/results/latest.md a
 Exits 1 when a measurement could not be made (never because a figure is slow: the goals are
 printed, not asserted).
 
-    .venv/bin/python bench/ratios.py [--ops 1000000] [--messages 3000] [--tabs 1000]
+    .venv/bin/python bench/ratios.py [--ops 1000000] [--messages 3000] [--tabs 1000,5000]
                                      [--flood-events 0] [--no-stack]
 
 Rows that need the stack (pipeline, broker ceiling, relay replay, live connections, a scenario's
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -94,7 +95,7 @@ def checker_rows(ops: int) -> list[Row]:
     ]
 
 
-def stack_rows(messages: int, tabs: int, flood_events: int) -> list[Row]:
+def stack_rows(messages: int, tabs: list[int], flood_events: int) -> list[Row]:
     import pipeline_throughput
 
     from harness.stack.compose_stack import ComposeStack
@@ -136,7 +137,9 @@ def stack_rows(messages: int, tabs: int, flood_events: int) -> list[Row]:
     )
     import live_connections
 
-    rows += live_connections.rows(endpoints, tabs)
+    for count in tabs:
+        rows += live_connections.rows(endpoints, count)
+    rows += scenario_phase_rows(stack)
     if flood_events:
         import event_flood_bench
 
@@ -152,6 +155,42 @@ def stack_rows(messages: int, tabs: int, flood_events: int) -> list[Row]:
                 )
             )
     return rows
+
+
+PHASE_SCENARIO = "worker-crash"
+
+
+def scenario_phase_rows(stack: object) -> list[Row]:
+    """A scenario's wall time against what its phases must take: the waits it declares (steady,
+    outage, load after the runbook) and the time the fault itself needs to undo (the recover phase:
+    the stack coming back). The rest is the harness's own: setup, injecting, draining, judging."""
+    from harness.engine.runner import run_scenario
+    from harness.engine.scenario import scenario_class
+    from harness.record.record import Record
+
+    scenario = scenario_class(PHASE_SCENARIO)()
+    with tempfile.TemporaryDirectory() as folder:
+        result = run_scenario(scenario, stack, "hardened", 1, Path(folder))  # type: ignore[arg-type]
+        if result.verdict == "error":
+            raise RuntimeError(f"{PHASE_SCENARIO} ended in a harness error: {result.error}")
+        events = Record.load(Path(folder)).timeline
+    starts = [(e.phase, e.t) for e in events if e.kind == "phase"] + [("end", result.wall_s)]
+    phases = {phase: round(end - start, 1) for (phase, start), (_, end) in itertools.pairwise(starts)}
+    timing = scenario.timing
+    needed = timing.steady_s + timing.outage_s + timing.after_recovery_s + phases.get("recover", 0.0)
+    print(f"{PHASE_SCENARIO} phases (s): {phases}", file=sys.stderr)
+    return [
+        Row(
+            f"{PHASE_SCENARIO} run wall time (hardened)",
+            result.wall_s,
+            "s",
+            needed,
+            "its declared waits + the stack's own recovery: "
+            + ", ".join(f"{phase} {seconds:g}" for phase, seconds in phases.items()),
+            "",
+            False,
+        )
+    ]
 
 
 def render(rows: list[Row], failures: list[str]) -> str:
@@ -175,7 +214,9 @@ def main() -> int:
     )
     parser.add_argument("--ops", type=int, default=1_000_000)
     parser.add_argument("--messages", type=int, default=3000)
-    parser.add_argument("--tabs", type=int, default=1000)
+    parser.add_argument(
+        "--tabs", default="1000,5000", help="tab counts for the live server's memory per tab, comma-separated"
+    )
     parser.add_argument(
         "--flood-events", type=int, default=0, help="0: leave the flood out (it takes minutes)"
     )
@@ -186,7 +227,8 @@ def main() -> int:
     failures: list[str] = []
     measurements: list[tuple[str, Callable[[], list[Row]]]] = [("checker", lambda: checker_rows(args.ops))]
     if not args.no_stack:
-        measurements.append(("stack", lambda: stack_rows(args.messages, args.tabs, args.flood_events)))
+        tab_counts = [int(n) for n in args.tabs.split(",")]
+        measurements.append(("stack", lambda: stack_rows(args.messages, tab_counts, args.flood_events)))
     for name, measure in measurements:
         try:
             rows += measure()

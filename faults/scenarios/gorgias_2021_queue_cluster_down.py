@@ -155,9 +155,9 @@ class QueueClusterDown(Scenario):
         return Timing(steady_s=5, outage_s=30, after_recovery_s=5, drain_timeout_s=60, message_rate=20)
 
     async def prepare(self, run: Run) -> None:
-        """Agents read tickets all along, as they do after logging in."""
+        """Agents read tickets all along, as they do after logging in (each as themself)."""
         endpoints = await run.call(run.stack.endpoints)
-        token = credentials.agent_token("reader")
+        token = credentials.agent_token("reader")  # the readers' own logins replace it per request
         traffic = TicketTraffic(endpoints.api, token, run.history, run.rng, READ_RATE, run.tickets)
         run.add_load(ReadLoad(traffic).run)
 

@@ -125,7 +125,7 @@ def drill_report(request: pytest.FixtureRequest) -> Iterator[Path]:
 def test_a_responder_recovers_the_queue_cluster_by_hand_and_the_debrief_tells_how(drill_report):
     # Seed 1: the nodes are stopped one by one and the orchestrator starts rabbit1 and rabbit2 again.
     board = start_drill(
-        "gorgias-2021-queue-cluster-down", "--seed", "1", "--time-limit", "15m", "--hold", "15s",
+        "gorgias-2021-queue-cluster-down", "--seed", "1", "--time-limit", "15m", "--hold", "8s",
         "--min-delay", "3s", "--max-delay", "6s", "--report-dir", str(drill_report),
     )  # fmt: skip
     second = outage("drill", "start", "worker-crash")
@@ -144,7 +144,7 @@ def test_a_responder_recovers_the_queue_cluster_by_hand_and_the_debrief_tells_ho
     wait_for(
         lambda: node_gave_up("rabbit1") and node_gave_up("rabbit2"), "rabbit1 and rabbit2 to give up", 600
     )
-    time.sleep(10)  # a person reads the logs before acting
+    time.sleep(3)  # a person reads the logs before acting
     peers = act("broker-shutdown-peers")
     assert re.search(r"rabbit3: rabbit3(;|$)", peers.strip()), (
         peers
@@ -231,7 +231,7 @@ def test_a_drill_nobody_repairs_ends_at_its_time_limit_healed_and_not_recovered_
     drill_report,
 ):
     board = start_drill(
-        "worker-crash", "--seed", "3", "--time-limit", "90s", "--hold", "10s",
+        "worker-crash", "--seed", "3", "--time-limit", "75s", "--hold", "10s",
         "--min-delay", "3s", "--max-delay", "5s", "--report-dir", str(drill_report),
     )  # fmt: skip
     screenshot = drill_report / "board.png"
