@@ -59,7 +59,7 @@ test: setup
 	pids=; for project in $(WORKER_STACKS); do \
 		OUTAGE_PROJECT=$$project $(BIN)/outage up --no-build > $(REPORTS)/up-$$project.log 2>&1 & pids="$$pids $$!"; \
 	done; \
-	$(BIN)/pytest tests/unit -q; unit=$$?; started=0; \
+	$(BIN)/pytest tests/unit -q -n $(WORKERS); unit=$$?; started=0; \
 	for pid in $$pids; do wait $$pid || started=1; done; cat $(REPORTS)/up-*.log; \
 	[ $$unit -eq 0 ] && [ $$started -eq 0 ]
 	# Each worker runs its tests against its own stack, the longest files first so that the last
