@@ -15,6 +15,8 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 
+from harness.stack.protocol import BROKER_NODES
+
 # The compose variable that pins each published port (recipes/docker-compose.yml): (service, port inside).
 PORT_VARIABLES: dict[str, tuple[str, int]] = {
     "OUTAGE_API_PORT": ("gateway", 8000),
@@ -22,8 +24,8 @@ PORT_VARIABLES: dict[str, tuple[str, int]] = {
     "OUTAGE_RELAY_PORT": ("relay", 9100),
     "OUTAGE_WORKER_PORT": ("worker", 9100),
     "OUTAGE_REDIS_PORT": ("redis", 6379),
-    **{f"OUTAGE_{node.upper()}_AMQP_PORT": (node, 5672) for node in ("rabbit1", "rabbit2", "rabbit3")},
-    **{f"OUTAGE_{node.upper()}_MANAGEMENT_PORT": (node, 15672) for node in ("rabbit1", "rabbit2", "rabbit3")},
+    **{f"OUTAGE_{node.upper()}_AMQP_PORT": (node, 5672) for node in BROKER_NODES},
+    **{f"OUTAGE_{node.upper()}_MANAGEMENT_PORT": (node, 15672) for node in BROKER_NODES},
 }
 LOWEST_PORT = 10_000  # below: ports that well-known services on a developer's machine often hold
 _EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
