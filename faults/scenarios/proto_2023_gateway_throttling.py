@@ -12,9 +12,15 @@ finally rolls the release back.
 Every request passes the stack's gateway, which lets 32 requests into the api at once and queues
 the rest. Vulnerable: the release's slow listings (no deadline, no limit, no drain; the web app
 retrying at once) hold those slots, so ordinary agents queue behind them and the gateway is
-throttled for everyone. Hardened: the api bounds the release's work (a per-route and a per-caller
-limit, a 1 s deadline, a drain on restart) and the web app retries within a budget, so large
-accounts get a fast refusal instead of a page, and everyone else is served as before.
+throttled for everyone. Hardened: the api bounds the release's work and the web app retries within
+a budget, so large accounts get a fast refusal instead of a page, and everyone else is served as
+before. Each of its mitigations does work in the run (figure `refusals_by_phase` counts them by
+the code each refusal carries): the 1 s deadline ends every large account's read
+(`deadline_exceeded`); the cooldown after it refuses that account's next reads before any work
+(`cooling_down`, kept in Redis so the fix's restart does not forget it); one read in flight per
+agent refuses a poll that overlaps its predecessor (`too_many_requests`); the drain lets the fix's
+restart take about a second (`draining`). No deadline makes 10,000 round trips fit, so in both
+profiles large accounts get no page while the release runs.
 """
 
 from __future__ import annotations
@@ -109,13 +115,16 @@ class GatewayThrottling(Scenario):
         ),
     )
     profile_settings = {
-        "hardened": {},
+        # One conversation-list read in flight per agent: a poll that overlaps the agent's previous
+        # one is refused at once, so a large account never has two doomed reads going.
+        "hardened": {"API_CALLER_CONCURRENCY": "1"},
         # No per-route or per-caller limit, no deadline, no drain; the web app retries at once.
         "vulnerable": {
             "WEB_POLL_RETRY": "immediate",
             "API_ROUTE_CONCURRENCY": "0",
             "API_CALLER_CONCURRENCY": "0",
             "API_REQUEST_DEADLINE_S": "0",
+            "API_DEADLINE_COOLDOWN_S": "0",
             "API_DRAIN_S": "0",
         },
     }
@@ -377,6 +386,19 @@ class GatewayThrottling(Scenario):
                 if k != "200"
             }
             for size in (ORDINARY, LARGE)
+        }
+
+    @figure()
+    def refusals_by_phase(self, record: Record) -> dict[str, dict[str, dict[str, int]]]:
+        """Who said no, phase by phase and by account size: each api refusal's code names the
+        mitigation at work (`deadline_exceeded`, `cooling_down`, `too_many_requests`, `overloaded`,
+        `draining`); `api_unavailable` is the gateway with no api process to send to."""
+        return {
+            phase: {
+                size: dict(pollers.refusals(pollers.rows_between(_polls(record), *window, size)))
+                for size in (ORDINARY, LARGE)
+            }
+            for phase, window in _phases(record).items()
         }
 
     @figure()

@@ -112,6 +112,7 @@ class Attempt:
     outcome: str  # HTTP status, "timeout", "connect_error", "error", "abandoned" or "harness_overloaded"
     latency_s: float | None  # how long the agent waited; None when no answer came (refused, reset)
     items: int | None = None  # conversations in a 200 answer
+    refusal: str | None = None  # the error code a refusal carried (the api's or the gateway's)
 
     @property
     def ok(self) -> bool:
@@ -132,7 +133,8 @@ class PollSeconds:
 
     A row: `t` (the second, wall clock), `size`, `account`, `sent` (requests that left the
     harness), `first` (first tries: polls), `ok` (answered 200), `outcomes` (the others, by
-    outcome) and `ms` (sorted waits, in ms, of the attempts that got an HTTP answer)."""
+    outcome), `refusals` (the refusals by the error code they carried: which mitigation, or the
+    gateway, said no) and `ms` (sorted waits, in ms, of the attempts that got an HTTP answer)."""
 
     def __init__(self, sink: Sink, stream: str = "poll") -> None:
         self._sink = sink
@@ -149,7 +151,7 @@ class PollSeconds:
         row = self._rows.setdefault(second, {}).setdefault(
             account,
             {"t": second, "size": attempt.size, "account": account, "sent": 0, "first": 0, "ok": 0,
-             "outcomes": Counter(), "ms": []},
+             "outcomes": Counter(), "refusals": Counter(), "ms": []},
         )  # fmt: skip
         if attempt.outcome != "harness_overloaded":
             row["sent"] += 1
@@ -158,6 +160,8 @@ class PollSeconds:
             row["ok"] += 1
         else:
             row["outcomes"][attempt.outcome] += 1
+        if attempt.refusal is not None:
+            row["refusals"][attempt.refusal] += 1
         if attempt.answered and attempt.latency_s is not None:
             row["ms"].append(round(attempt.latency_s * 1000, 1))
         self._pending[second] -= 1
@@ -172,7 +176,13 @@ class PollSeconds:
         for second in sorted(done):
             for row in self._rows.pop(second).values():
                 self._sink(
-                    self._stream, **{**row, "outcomes": dict(row["outcomes"]), "ms": sorted(row["ms"])}
+                    self._stream,
+                    **{
+                        **row,
+                        "outcomes": dict(row["outcomes"]),
+                        "refusals": dict(row["refusals"]),
+                        "ms": sorted(row["ms"]),
+                    },
                 )
             self._pending.pop(second, None)
 
@@ -314,9 +324,17 @@ class AgentPollers:
         if reply.status_code == 200:
             record.items = len(reply.json().get("items", ()))
             return None
+        record.refusal = _error_code(reply)
         if reply.status_code == 429 or reply.status_code >= 500:
             return _retry_after(reply)
         return None
+
+
+def _error_code(reply: httpx.Response) -> str:
+    try:
+        return str(reply.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        return f"http_{reply.status_code}"
 
 
 def _retry_after(reply: httpx.Response) -> float:
@@ -351,6 +369,14 @@ def waits(rows: Iterable[Row], timeout_s: float) -> LatencySummary:
     answered = [ms / 1000 for row in rows for ms in row["ms"]]
     timed_out = sum(row["outcomes"].get("timeout", 0) for row in rows)
     return summarize(answered + [timeout_s] * timed_out)
+
+
+def refusals(rows: Iterable[Row]) -> Counter[str]:
+    """Refusals by the error code they carried (rows written before codes were kept have none)."""
+    counted: Counter[str] = Counter()
+    for row in rows:
+        counted.update(row.get("refusals", {}))
+    return +counted
 
 
 def outcomes(rows: Iterable[Row]) -> Counter[str]:

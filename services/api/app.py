@@ -20,6 +20,8 @@ from starlette.routing import Match
 
 from services.api.admission import Admission
 from services.api.context import ApiContext, context_of
+from services.api.cooldowns import deployment, keep_cooldowns, restore_cooldowns
+from services.api.deadline import DeadlineAwareRedis
 from services.api.errors import ApiError, error_response, from_validation
 from services.api.failpoint_reader import FailpointReader
 from services.api.limits import BodySizeLimit
@@ -41,17 +43,22 @@ def create_app(settings: Settings, redis_client: redis.asyncio.Redis | None = No
     store = TicketStore(client, live_history=settings.live_history)
     metrics = ApiMetrics()
     publisher = None if settings.outbox else DirectPublisher(settings)
+    admission = Admission.from_settings(settings)
+    deployed = deployment(settings)
+    keep_cooldowns(admission, store, deployed)
     context = ApiContext(
         settings=settings,
         store=store,
         failpoints=FailpointReader(store.failpoints),
         metrics=metrics,
         publisher=publisher,
-        admission=Admission.from_settings(settings),
+        admission=admission,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.api_deadline_cooldown_s > 0:
+            await restore_cooldowns(admission, store, deployed)
         yield
         if publisher is not None:
             publisher.close()
@@ -78,7 +85,7 @@ def create_app(settings: Settings, redis_client: redis.asyncio.Redis | None = No
 def _redis_client(settings: Settings) -> redis.asyncio.Redis:
     # One retry on a dropped connection (Redis restarted): every write the api makes is safe to
     # repeat (message ids are fixed before the write); timeouts are not retried.
-    return redis.asyncio.Redis.from_url(
+    return DeadlineAwareRedis.from_url(
         settings.redis_url,
         decode_responses=True,
         socket_connect_timeout=2,

@@ -87,6 +87,26 @@ class TicketStore:
     async def outbox_length(self, stream: str = keys.OUTBOX) -> int:
         return int(await self._client.xlen(stream))
 
+    # Admission cooldowns: kept in Redis so a restarted api still holds callers to them.
+
+    async def save_cooldown(self, deployment: str, route: str, caller: str, seconds: float) -> None:
+        key = keys.cooldown(deployment, route, caller)
+        await self._client.set(key, route, px=max(1, int(seconds * 1000)))
+
+    async def cooldowns(self, deployment: str) -> dict[tuple[str, str], float]:
+        """(route, caller) -> seconds left, for every cooldown of this deployment still running."""
+        prefix = keys.cooldowns(deployment)
+        found = {}
+        async for key in self._client.scan_iter(f"{prefix}*", count=1000):
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                pipe.pttl(key)
+                route, left_ms = await pipe.execute()
+            if route is not None and left_ms > 0:
+                caller = key[len(prefix) : -len(route) - 1]
+                found[(route, caller)] = left_ms / 1000
+        return found
+
     # Tickets.
 
     async def create_ticket(

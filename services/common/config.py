@@ -196,6 +196,13 @@ class Settings:
         "work on a request stops after this; 0 = never",
         mitigation=True,
     )
+    api_deadline_cooldown_s: float = setting(
+        "API_DEADLINE_COOLDOWN_S",
+        # A caller whose every read is too big spends at most 1 s (the deadline) in each 6 to 11 s.
+        10.0,
+        "after a caller's read runs out of its deadline, refuse its reads of that route this long; 0 = never",
+        mitigation=True,
+    )
     api_drain_s: float = setting(
         "API_DRAIN_S", 2.0, "on SIGTERM, finish in-flight work for up to this; 0 = no drain", mitigation=True
     )

@@ -49,6 +49,19 @@ def agent_conversations(agent: str) -> str:
     return f"agent:{agent}:conversations"
 
 
+COOLDOWNS = "api:cooldowns"
+
+
+def cooldowns(deployment: str) -> str:
+    """Prefix of one deployment's cooldown markers."""
+    return f"{COOLDOWNS}:{deployment}:"
+
+
+def cooldown(deployment: str, route: str, caller: str) -> str:
+    """Marker, expiring with it, that a caller's reads of a route are refused for now (admission)."""
+    return f"{cooldowns(deployment)}{caller}:{route}"
+
+
 def ticket_presence(ticket_id: int | str) -> str:
     """Hash agent -> unix time: who has the ticket open (collision detection)."""
     return f"ticket:{ticket_id}:presence"

@@ -1,9 +1,11 @@
 """Proto 2023: a release makes the conversation list cost grow with the account; the fix's restart
 releases the piled-up requests; chatbots stall; the release is rolled back.
 
-Hardened (per-route limit with a queue timeout, deadline, pagination, drain, budgeted clients) holds
-every service level; vulnerable (none of them, the web app retrying at once) is caught on each
-symptom the scenario names. Two runs in all, one per profile.
+Hardened (a per-route limit with a queue timeout, one read in flight per agent, a deadline with a
+cooldown that outlives a restart, a drain, budgeted web-app retries) holds every service level;
+vulnerable (none of them, the web app retrying at once) is caught on each symptom the scenario
+names. Both face the same release (whole lists, one round trip per conversation) and the same
+chatbots. Two runs in all, one per profile.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from faults.scenarios.proto_2023_gateway_throttling import GatewayThrottling
 from harness.checks.recheck import recheck
 from harness.interfaces.pytest_plugin import report_root
 
-pytestmark = [pytest.mark.stack, pytest.mark.chaos]
+# Ordinary agents' latency is judged to 300 ms: both profiles run with the machine to themselves.
+pytestmark = [pytest.mark.stack, pytest.mark.chaos, pytest.mark.alone]
 
 SCENARIO = "proto-2023-gateway-throttling"
 

@@ -4,6 +4,7 @@ and the api's admission control (limits, queue timeout, deadline, drain)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 import pytest
@@ -19,10 +20,12 @@ from harness.workloads.pollers import (
     PollSeconds,
     RetryBudget,
     outcomes,
+    refusals,
     rows_between,
     sent_per_second,
     waits,
 )
+from services.api import deadline
 from services.api.admission import Admission
 from services.api.errors import ApiError
 
@@ -60,8 +63,9 @@ def _attempt(
     outcome: str = "200",
     agent: str = "agent",
     attempt: int = 1,
+    refusal: str | None = None,
 ) -> Attempt:
-    return Attempt(at, agent, size, attempt, outcome, latency_s)
+    return Attempt(at, agent, size, attempt, outcome, latency_s, refusal=refusal)
 
 
 def _seconds(attempts: list[Attempt]) -> list[dict]:
@@ -82,15 +86,17 @@ def test_attempts_are_kept_per_second_pooling_ordinary_agents_and_keeping_large_
             _attempt(100.1, agent="a1"),
             _attempt(100.9, agent="a2", latency_s=0.03),
             _attempt(100.5, size=LARGE, agent="big", latency_s=2.0, outcome="timeout"),
-            _attempt(100.7, size=LARGE, agent="big", latency_s=0.9, outcome="503", attempt=2),
+            _attempt(100.7, size=LARGE, agent="big", latency_s=0.9, outcome="503", attempt=2,
+                     refusal="deadline_exceeded"),
         ]
-    )
+    )  # fmt: skip
     assert sorted(rows, key=lambda r: r["account"]) == [
         {"t": 100, "size": LARGE, "account": "big", "sent": 2, "first": 1, "ok": 0,
-         "outcomes": {"timeout": 1, "503": 1}, "ms": [900.0]},
+         "outcomes": {"timeout": 1, "503": 1}, "refusals": {"deadline_exceeded": 1}, "ms": [900.0]},
         {"t": 100, "size": ORDINARY, "account": ORDINARY, "sent": 2, "first": 2, "ok": 2,
-         "outcomes": {}, "ms": [10.0, 30.0]},
+         "outcomes": {}, "refusals": {}, "ms": [10.0, 30.0]},
     ]  # fmt: skip
+    assert refusals(rows) == {"deadline_exceeded": 1}
 
 
 def test_a_second_is_handed_over_only_once_every_attempt_sent_in_it_has_ended():
@@ -172,6 +178,67 @@ def test_work_past_the_deadline_is_dropped_and_a_draining_api_takes_no_new_work(
     draining = Admission()
     draining.draining = True
     assert _refusal(draining.run("GET /x", "a", lambda: _hold(0.0))).code == "draining"
+
+
+async def _round_trips_that_swallow_cancellation(done: list[int]) -> str:
+    """Like redis-py on the image's Python 3.11.2: a cancelled wait on the socket goes on regardless.
+    The store checks the request's deadline before each round trip, as `DeadlineAwareRedis` does."""
+    for n in range(100):
+        deadline.check()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.01)
+        done.append(n)
+    return "all 100 round trips"
+
+
+def test_a_read_whose_round_trips_ignore_cancellation_still_stops_at_its_deadline():
+    done: list[int] = []
+    admission = Admission(deadline_s=0.05)
+    work = lambda: _round_trips_that_swallow_cancellation(done)  # noqa: E731
+    refused = _refusal(admission.run("['GET'] /conversations", "big", work))
+    assert refused.code == "deadline_exceeded"
+    assert len(done) < 100  # stopped at the first round trip past the deadline, not run to the end
+
+
+def test_a_write_is_never_cut_between_its_round_trips():
+    done: list[int] = []
+    admission = Admission(deadline_s=0.05)
+    work = lambda: _round_trips_that_swallow_cancellation(done)  # noqa: E731
+    assert asyncio.run(admission.run("['POST'] /messages", "bot", work)) == "all 100 round trips"
+    assert len(done) == 100
+
+
+def test_a_caller_whose_read_ran_out_of_time_is_refused_that_read_until_its_cooldown_ends():
+    async def scenario() -> list[str]:
+        admission = Admission(deadline_s=0.02, deadline_cooldown_s=0.3)
+        outcomes: list[str] = []
+
+        async def attempt(route: str, caller: str) -> None:
+            try:
+                outcomes.append(await admission.run(route, caller, lambda: _hold(0.0)))
+            except ApiError as refused:
+                outcomes.append(f"{refused.status_code} {refused.code} {refused.headers['Retry-After']}")
+
+        try:
+            await admission.run("['GET'] /conversations", "big", lambda: _hold(1.0))
+        except ApiError as refused:
+            outcomes.append(f"{refused.status_code} {refused.code} {refused.headers['Retry-After']}")
+        await attempt("['GET'] /conversations", "big")  # told to come back later, and held to it
+        await attempt("['GET'] /conversations", "agent")  # everyone else is served
+        await attempt("['GET'] /tickets", "big")  # and the same caller elsewhere
+        await attempt("['POST'] /conversations", "big")
+        await asyncio.sleep(0.35)
+        await attempt("['GET'] /conversations", "big")  # after the cooldown, admitted again
+        return outcomes
+
+    assert asyncio.run(scenario()) == [
+        "503 deadline_exceeded 1",
+        "429 cooling_down 1",
+        "done",
+        "done",
+        "done",
+        "done",
+    ]
 
 
 def test_without_limits_everything_is_admitted_and_in_flight_is_counted_back_to_zero():
