@@ -28,6 +28,22 @@ from services.worker.instrumentation import instrument
 log = logging.getLogger("services.worker")
 
 HEARTBEAT_S = 1.0
+# A worker (or job runner) whose beat is this old is gone: a recreated container beats under a new
+# id, so the old entry would stay in the hash for good. Pruned by any live worker, now and then.
+STALE_BEAT_S = 300.0
+PRUNE_EVERY_S = 60.0
+
+
+def stale_beats(beats: dict[str, str], now: float, older_than_s: float = STALE_BEAT_S) -> list[str]:
+    """The entries of the heartbeat hash (worker ids and "<id>/<runner>") that stopped beating."""
+    stale = []
+    for name, beat in beats.items():
+        try:
+            if now - float(beat) > older_than_s:
+                stale.append(name)
+        except ValueError:
+            stale.append(name)  # not a time: nothing reads it
+    return stale
 
 
 def _redis(settings: Settings) -> redis.Redis:
@@ -45,6 +61,7 @@ class Heartbeat:
         self._worker_id = worker_id
         self.last_beat: float | None = None
         self.depths: dict[str, Any] = {}
+        self._pruned_at = 0.0
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(HEARTBEAT_S):
@@ -53,12 +70,21 @@ class Heartbeat:
                 self._client.hset(keys.WORKER_HEARTBEATS, self._worker_id, f"{now:.3f}")
                 self.last_beat = now
                 metrics.HEARTBEAT.set(now)
+                if now - self._pruned_at >= PRUNE_EVERY_S:
+                    self._prune(now)
                 self.depths = jobs.queue_depths(self._client, self._settings.reliable_jobs)
                 for kind, depth in self.depths.items():
                     metrics.JOBS_PENDING.labels(kind).set(depth["pending"])
                     metrics.JOBS_OLDEST_AGE.labels(kind).set(depth["oldest_age_s"])
             except redis.RedisError as exc:
                 log.warning("heartbeat failed: %s", exc)
+
+    def _prune(self, now: float) -> None:
+        stale = stale_beats(self._client.hgetall(keys.WORKER_HEARTBEATS), now)
+        if stale:
+            self._client.hdel(keys.WORKER_HEARTBEATS, *stale)
+            log.info("removed %d stale heartbeat entries: %s", len(stale), ", ".join(sorted(stale))[:300])
+        self._pruned_at = now
 
 
 def main() -> None:

@@ -1,9 +1,11 @@
-"""Background jobs as stored in Redis: their encoding, and how the queue's age is read."""
+"""Background jobs as stored in Redis: their encoding, how the queue's age is read, and which
+heartbeats are stale."""
 
 import json
 
 import pytest
 
+from services.worker.__main__ import stale_beats
 from services.worker.jobs import EMAIL_DELIVERY, EMAIL_IMPORT, Job, JobError, age_from_entry_id, list_job_age
 
 
@@ -56,3 +58,15 @@ def test_the_oldest_list_job_is_as_old_as_its_enqueue_time():
     raw = json.dumps({"job_id": "j", "kind": "email_delivery", "payload": "{}", "enqueued_at": "100.0"})
     assert list_job_age(raw, now=160.0) == pytest.approx(60.0)
     assert list_job_age(None, now=160.0) == 0.0
+
+
+def test_heartbeats_of_workers_gone_for_five_minutes_are_pruned_and_live_ones_kept():
+    now = 10_000.0
+    beats = {
+        "worker-old": f"{now - 301:.3f}",  # a container recreated under a new id
+        "worker-old/jobs-0": f"{now - 400:.3f}",
+        "worker-new": f"{now - 0.5:.3f}",
+        "worker-new/jobs-0": f"{now - 120:.3f}",  # a stuck runner is a symptom to keep, not garbage
+        "garbled": "not a time",
+    }
+    assert sorted(stale_beats(beats, now)) == ["garbled", "worker-old", "worker-old/jobs-0"]
