@@ -11,6 +11,7 @@ operations cost about a hundred bytes each plus their key strings; `Op` is only 
 
 from __future__ import annotations
 
+import functools
 import gc
 import gzip
 import threading
@@ -98,6 +99,7 @@ class OpColumns(NamedTuple):
     invoke_wall: array
     complete_mono_ns: array  # 0 while pending
     complete_wall: array
+    error: list[str | None]
 
 
 class ObservationColumns(NamedTuple):
@@ -308,7 +310,26 @@ class History:
                 invoke_wall=self._invoke_wall[:],
                 complete_mono_ns=self._complete_mono[:],
                 complete_wall=self._complete_wall[:],
+                error=self._error[:],
             )
+
+    def op_meta_column(self, name: str) -> list[Any]:
+        """One meta field of every operation, None where it has none: what `op(i).meta.get(name)`
+        gives for each, without building a record per operation."""
+        with self._lock:
+            if name == _TICKET:
+                return self._ticket[:]
+            metas = self._meta[:]
+        values: list[Any] = [None] * len(metas)
+        read = [i for i, packed in enumerate(metas) if packed.__class__ is bytes]
+        # Metas read from a file: only the one field is decoded, for all of them in one call.
+        decoded = _meta_field_decoder(name).decode_lines(b"\n".join(map(metas.__getitem__, read)))
+        for i, field in zip(read, decoded, strict=True):
+            values[i] = field.value
+        for i, packed in enumerate(metas):
+            if packed.__class__ is tuple and name in (names := packed[0::2]):
+                values[i] = packed[2 * names.index(name) + 1]
+        return values
 
     def observation_columns(self, kind: str | None = None) -> ObservationColumns:
         """Copies of the observation columns, only those of `kind` if given, in recording order."""
@@ -510,10 +531,17 @@ class _ObservationLine(msgspec.Struct, tag_field="type", tag="observation", kw_o
     meta: dict[str, Any] | None = None
 
 
-class _MetaTicket(msgspec.Struct):
+class _MetaTicket(msgspec.Struct, gc=False):
     """The one field of an operation's meta that is read with the file: its column's value."""
 
     ticket_id: Any = None  # the name _TICKET
+
+
+@functools.cache
+def _meta_field_decoder(name: str) -> msgspec.json.Decoder:
+    """Decodes one field of meta objects (as `value`), skipping the rest."""
+    field = msgspec.defstruct("_MetaField", [("value", Any, None)], rename={"value": name}, gc=False)
+    return msgspec.json.Decoder(field)
 
 
 _Line = _OpLine | _InvokeLine | _CompleteLine | _ObservationLine

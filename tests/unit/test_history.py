@@ -267,3 +267,16 @@ def test_operations_pending_at_one_flush_get_their_completion_at_a_later_one(tmp
         ("complete", 0),
     ]
     assert list(History.read_jsonl(path).ops()) == list(history.ops())
+
+
+def test_a_meta_column_gives_each_operations_field_recorded_or_read_back(tmp_path):
+    history = _varied_history()
+    history.invoke("c", "create_ticket").ok(ticket_id=99, status=201)  # meta given at completion
+    history.invoke("c", "post_message", "odd", status="status", attempt=2)  # a value named like a field
+    path = tmp_path / "history.jsonl"
+    history.write_jsonl(path)
+    loaded = History.read_jsonl(path)
+
+    for h in (history, loaded):
+        for name in ("status", "attempt", "ticket_id", "absent"):
+            assert h.op_meta_column(name) == [op.meta.get(name) for op in h.ops()]
