@@ -17,9 +17,11 @@ def _by_dict(values: list) -> list[int]:
 
 
 def _mixed_values(n: int) -> list:
-    """Strings, ints, tuples and None, many repeated; 1, 1.0 and True are one value to a dict."""
+    """Strings, ints, tuples and None, many repeated; 1, 1.0 and True are one value to a dict, and
+    so is one NaN object (it equals nothing, not even itself, but a dict finds it by identity)."""
     rng = random.Random(7)
-    pool = [f"key-{i}" for i in range(n // 3)] + [1, 1.0, True, 2, None, (1, "a"), (1, "a"), ""]
+    nan = float("nan")
+    pool = [f"key-{i}" for i in range(n // 3)] + [1, 1.0, True, 2, None, (1, "a"), (1, "a"), "", nan]
     return [rng.choice(pool) for _ in range(n)]
 
 
