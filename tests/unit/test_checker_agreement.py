@@ -1,6 +1,6 @@
 """The checkers agree with a plain reading of their definitions on a history with every anomaly they
-know, whichever way the keys are grouped (by hash, or by a dict after a collision) and whether the
-history was recorded here or read back from its JSON lines."""
+know, however the keys are grouped (by their hashes, or with a dict where hashes collide) and
+whether the history was recorded here or read back from its JSON lines."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ RANK = {"ok": 3, "info": 2, None: 2, "fail": 1}  # ok beats unknown beats failed
 
 
 def _history_with_every_anomaly(seed: int = 3) -> History:
-    """Messages on a few tickets (and some on none): retried, failed, timed out, never answered;
+    """Messages on tickets of a few each (and some on none): retried, failed, timed out, pending;
     effects lost, repeated, overtaking, after a definite failure, never attempted; operations
     without a key or of another kind; effects of another kind; live updates with gaps, repeats,
     late arrivals, resumed and reset sessions, and snapshots."""
