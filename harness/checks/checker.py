@@ -18,16 +18,19 @@ same host kernel as the harness, so the wall clocks agree to well under a millis
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import compress, filterfalse, repeat
-from operator import and_, eq, is_not, ne, sub
+from itertools import count, repeat
+from operator import and_, eq, is_not
 from typing import Any
 
+import numpy as np
+
 from harness.checks.check import Check
-from harness.checks.latency import LatencySummary, summarize
-from harness.record.history import FAIL, INFO, OK, PENDING, History, OpColumns
+from harness.checks.grouping import first_occurrences
+from harness.checks.latency import LatencySummary, summarize_sorted
+from harness.record.history import FAIL, INFO, OK, PENDING, History, OpColumns, collector_paused
 
 __all__ = [
     "Check",
@@ -45,7 +48,8 @@ SAMPLE_SIZE = 20
 # A key's outcome over all its attempts: ok beats unknown beats failed.
 _FAILED, _UNKNOWN, _ACKED = 1, 2, 3
 _RANK_OF_OUTCOME = {PENDING: _UNKNOWN, OK: _ACKED, FAIL: _FAILED, INFO: _UNKNOWN}
-_RANK_TABLE = tuple(_RANK_OF_OUTCOME[code] for code in range(max(_RANK_OF_OUTCOME) + 1))
+_RANK_ARRAY = np.array([_RANK_OF_OUTCOME[code] for code in range(max(_RANK_OF_OUTCOME) + 1)], np.int8)
+_NEVER = np.iinfo(np.int64).max  # the ack time of a key never acked
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +208,7 @@ class MessageVerdict:
         return checks
 
 
+@collector_paused()
 def check_messages(
     history: History,
     effect_kind: str = "processed",
@@ -215,176 +220,169 @@ def check_messages(
     """Judge every keyed operation (of `op_kind`, or of any kind in a tuple of them, if given) against
     the effects of `effect_kind`.
 
-    Built for a million operations: whole-column passes with dicts, sets and `map` (which run in
-    C) instead of a Python-level loop with per-operation objects.
+    Built for a million operations: the keys are numbered once (`first_occurrences`), and every
+    step after that is a numpy pass over those numbers; no Python-level loop runs per operation.
     """
     ops = history.op_columns()
     effects = history.observation_columns(effect_kind)
     attempts = _Attempts(ops, op_kind)
-    first_attempt, best = attempts.first, attempts.best
+    n, m = len(attempts.keys), len(effects.key)
+    # Keys numbered over the attempts, then the effects: a number below n is the position of the
+    # key's first attempt; a larger one is a key nobody attempted.
+    numbers = first_occurrences(attempts.keys + effects.key)
+    attempts.number(numbers[:n])
+    effect_key = numbers[n:]
+    firsts, ranks = attempts.firsts, attempts.best[attempts.firsts]
 
-    effect_keys = effects.key
-    first_seen: dict[str, int] = {}
-    positions = range(len(effect_keys))
-    # setdefault returns an earlier position for a key seen before: those are the repeats.
-    repeated_at = list(
-        compress(positions, map(ne, map(first_seen.setdefault, effect_keys, positions), positions))
-    )
-    repeats = Counter(map(effect_keys.__getitem__, repeated_at))
+    # Each key's first effect (m where there is none), and the effects that repeat an earlier one.
+    first_effect = np.full(n + m, m, np.int64)
+    np.minimum.at(first_effect, effect_key, np.arange(m))
+    repeated = effect_key[first_effect[effect_key] != np.arange(m)]
+    duplicated = _in_order_of_first(repeated)
+    unexpected = np.flatnonzero(effect_key == np.arange(n, n + m))  # first effects of such keys
 
-    ranks = list(best.values())
-    seen = first_seen.__contains__
-    lost_keys = list(filterfalse(seen, compress(best, map(eq, ranks, repeat(_ACKED)))))
-    unexpected_keys = list(filterfalse(best.__contains__, first_seen))
+    seen_at = first_effect[firsts]
+    seen = seen_at < m
+    lost = firsts[(ranks == _ACKED) & ~seen]
+    # Attempted keys that took effect, in invocation order, with their first effect's position.
+    delivered, delivered_ranks, positions = firsts[seen], ranks[seen], seen_at[seen]
+    effect_times = np.asarray(effects.at)[positions]
+    latencies = effect_times - np.asarray(ops.invoke_wall)[attempts.ops[delivered]]
+    acked_effect_times = effect_times[delivered_ranks == _ACKED]
+    failed_seen = delivered[delivered_ranks == _FAILED]
 
-    # Attempted keys that took effect, in invocation order, with their positions and times.
-    delivered = _Delivered(list(filter(seen, best)), first_attempt, first_seen)
-    delivered_ranks = list(map(best.__getitem__, delivered.keys))
-    effect_times = list(map(effects.at.__getitem__, delivered.positions))
-    latencies = list(map(sub, effect_times, map(ops.invoke_wall.__getitem__, delivered.first_attempts)))
-    last_acked_effect_at = max(compress(effect_times, map(eq, delivered_ranks, repeat(_ACKED))), default=None)
-    failed_seen = list(compress(delivered.keys, map(eq, delivered_ranks, repeat(_FAILED))))
+    def key_of(number: int) -> str:
+        return attempts.keys[number] if number < n else effects.key[number - n]
 
-    violations, violation_sample = _order_violations(attempts, delivered, ops, sample_size)
+    def sample(numbers: np.ndarray) -> tuple[str, ...]:
+        return tuple(map(key_of, numbers[:sample_size].tolist()))
+
+    violations, violation_sample = _order_violations(ops, attempts, delivered, positions, sample_size)
     return MessageVerdict(
         effect_kind=effect_kind,
         dedupe_allowed=dedupe_allowed,
-        operations=attempts.operations,
-        attempted=len(best),
-        acked=ranks.count(_ACKED),
-        failed=ranks.count(_FAILED),
-        unknown=ranks.count(_UNKNOWN),
-        delivered=len(delivered.keys),
-        lost=len(lost_keys),
-        unexpected=len(unexpected_keys),
-        duplicated=len(repeats),
-        recovered=delivered_ranks.count(_UNKNOWN),
+        operations=n,
+        attempted=len(firsts),
+        acked=_count(ranks, _ACKED),
+        failed=_count(ranks, _FAILED),
+        unknown=_count(ranks, _UNKNOWN),
+        delivered=len(delivered),
+        lost=len(lost),
+        unexpected=len(unexpected),
+        duplicated=len(duplicated),
+        recovered=_count(delivered_ranks, _UNKNOWN),
         failed_but_observed=len(failed_seen),
-        extra_applications=sum(repeats.values()),
+        extra_applications=len(repeated),
         order_violations=violations,
-        latency=summarize(latencies),
-        last_acked_effect_at=last_acked_effect_at,
-        lost_keys=tuple(lost_keys[:sample_size]),
-        unexpected_keys=tuple(unexpected_keys[:sample_size]),
-        duplicated_keys=tuple(list(repeats)[:sample_size]),
-        failed_but_observed_keys=tuple(failed_seen[:sample_size]),
+        latency=summarize_sorted(np.sort(latencies).tolist()),
+        last_acked_effect_at=float(acked_effect_times.max()) if len(acked_effect_times) else None,
+        lost_keys=sample(lost),
+        unexpected_keys=sample(unexpected + n),
+        duplicated_keys=sample(duplicated),
+        failed_but_observed_keys=sample(failed_seen),
         order_violation_sample=tuple(violation_sample),
     )
 
 
 class _Attempts:
-    """Each message key's attempts folded into one outcome, its first attempt and its earliest ack."""
+    """The message operations, in run order, and each key's attempts folded into one outcome."""
 
     def __init__(self, ops: OpColumns, op_kind: str | tuple[str, ...] | None) -> None:
-        keys, outcome, complete_mono = ops.key, ops.outcome, ops.complete_mono_ns
-        chosen: Sequence[int] = range(len(keys))
-        chosen_keys = keys
-        if op_kind is not None or None in keys:
+        keys = ops.key
+        if op_kind is None and None not in keys:
+            self.ops = np.arange(len(keys))  # indices into the history's operations
+            self.keys: list[str] = keys  # type: ignore[assignment]
+        else:
             wanted = map(is_not, keys, repeat(None))
             if isinstance(op_kind, str):
                 wanted = map(and_, wanted, map(eq, ops.kind, repeat(op_kind)))
             elif op_kind is not None:
                 wanted = map(and_, wanted, map(frozenset(op_kind).__contains__, ops.kind))
-            chosen = list(compress(chosen, wanted))
-            chosen_keys = list(map(keys.__getitem__, chosen))
-        self.operations = len(chosen)
-        self._ops = ops
-        # Index order is invocation order, so setdefault keeps each key's first attempt, in run order,
-        # and returns an earlier index exactly for the retries.
-        self.first: dict[str, int] = {}
-        retry_at = list(compress(chosen, map(ne, map(self.first.setdefault, chosen_keys, chosen), chosen)))
-        # Most keys have a single attempt whose outcome is the key's; retried keys are folded below.
-        self.best: dict[str, int] = dict(
-            zip(chosen_keys, map(_RANK_TABLE.__getitem__, map(outcome.__getitem__, chosen)), strict=True)
-        )
-        self._retried_ack: dict[str, int | None] = {}
-        if not retry_at:
-            return
-        retried = set(map(keys.__getitem__, retry_at))
-        for key in retried:
-            self.best[key] = 0
-            self._retried_ack[key] = None
-        for index in compress(chosen, map(retried.__contains__, chosen_keys)):
-            key = keys[index]
-            code = outcome[index]
-            self.best[key] = max(self.best[key], _RANK_TABLE[code])
-            if code == OK:
-                earlier = self._retried_ack[key]
-                done = complete_mono[index]
-                self._retried_ack[key] = done if earlier is None else min(earlier, done)
+            self.ops = np.flatnonzero(np.fromiter(wanted, bool, count=len(keys)))
+            self.keys = list(map(keys.__getitem__, self.ops.tolist()))
+        self.outcome = np.asarray(ops.outcome)[self.ops]
+        self._complete_mono = ops.complete_mono_ns
 
-    def ack_mono(self, key: str) -> int | None:
-        """Monotonic time of the key's earliest ok, or None if never acked."""
-        if key in self._retried_ack:
-            return self._retried_ack[key]
-        index = self.first[key]
-        return self._ops.complete_mono_ns[index] if self._ops.outcome[index] == OK else None
+    def number(self, key_number: np.ndarray) -> None:
+        """Take each attempt's key number (the position of the key's first attempt)."""
+        self.key_number = key_number
+        is_first = key_number == np.arange(len(key_number))
+        self.firsts = np.flatnonzero(is_first)  # one per key, in run order
+        self.retries = np.flatnonzero(~is_first)
+        # A key's outcome over all its attempts, at its first attempt's position: ok beats unknown
+        # beats failed.
+        self.best = _RANK_ARRAY[self.outcome]
+        np.maximum.at(self.best, key_number[self.retries], self.best[self.retries])
+
+    def earliest_acks(self, firsts: np.ndarray) -> np.ndarray:
+        """For keys given by their first attempt's position: monotonic time of each one's earliest
+        ok, or _NEVER."""
+        acks = np.where(self.outcome == OK, np.asarray(self._complete_mono)[self.ops], _NEVER)
+        np.minimum.at(acks, self.key_number[self.retries], acks[self.retries])
+        return acks[firsts]
 
 
-class _Delivered:
-    """Keys that took effect, in invocation order, with their first attempt and first effect position."""
+def _in_order_of_first(numbers: np.ndarray) -> np.ndarray:
+    """The distinct numbers, in the order each first appears."""
+    _, first_at = np.unique(numbers, return_index=True)
+    return numbers[np.sort(first_at)]
 
-    def __init__(self, keys: list[str], first_attempt: dict[str, int], first_seen: dict[str, int]) -> None:
-        self.keys = keys
-        self.first_attempts = list(map(first_attempt.__getitem__, keys))
-        self.positions = list(map(first_seen.__getitem__, keys))
+
+def _count(values: np.ndarray, value: int) -> int:
+    return int(np.count_nonzero(values == value))
 
 
 def _order_violations(
-    attempts: _Attempts, delivered: _Delivered, ops: OpColumns, sample_size: int
+    ops: OpColumns, attempts: _Attempts, delivered: np.ndarray, positions: np.ndarray, sample_size: int
 ) -> tuple[int, list[OrderViolation]]:
     """Per ticket: if A was acked before B was first invoked, A's effect must precede B's.
 
     Effect order is observation order (the effects stream's commit order). A ticket whose effects
-    appear in invocation order cannot violate, so only the others are examined: walk their
-    observed keys by invocation time, folding in the acks that happened before each; B violates
-    when its effect precedes the latest effect among those acked messages.
+    appear in invocation order cannot violate, so only the others are examined (found in one sort
+    by ticket): walk their observed keys by invocation time, folding in the acks that happened
+    before each; B violates when its effect precedes the latest effect among those acked messages.
     """
-    ticket_of = list(map(ops.ticket.__getitem__, delivered.first_attempts))
-    latest_position: dict[Any, int] = {}
-    suspects: set[Any] = set()
-    for ticket, position in zip(ticket_of, delivered.positions, strict=True):
-        if position < latest_position.get(ticket, -1):
-            suspects.add(ticket)
-        else:
-            latest_position[ticket] = position
-    suspects.discard(None)  # keys without a ticket have no order to keep
-    if not suspects:
+    tickets = list(map(ops.ticket.__getitem__, attempts.ops[delivered].tolist()))
+    # Tickets are few beside the keys: a dict small enough to stay in cache numbers them 0, 1, ...
+    numbering: defaultdict[Any, int] = defaultdict(count().__next__)
+    ticket_number = np.fromiter(map(numbering.__getitem__, tickets), np.int64, count=len(tickets))
+    # Each ticket's keys together, in invocation order (up to 65,536 tickets sort by radix).
+    by_ticket = np.argsort(ticket_number.astype(np.min_scalar_type(len(numbering))), kind="stable")
+    in_ticket, at = ticket_number[by_ticket], positions[by_ticket]
+    overtaken = (in_ticket[1:] == in_ticket[:-1]) & (at[1:] < at[:-1])
+    suspect = np.isin(ticket_number, in_ticket[1:][overtaken])
+    if None in numbering:  # keys without a ticket have no order to keep
+        suspect &= ticket_number != numbering[None]
+    which = np.flatnonzero(suspect)
+    if not len(which):
         return 0, []
 
-    suspect = list(map(suspects.__contains__, ticket_of))
-    by_ticket: dict[Any, list[tuple[str, int]]] = {}
-    for key, ticket, position in zip(
-        compress(delivered.keys, suspect),
-        compress(ticket_of, suspect),
-        compress(delivered.positions, suspect),
-        strict=True,
-    ):
-        by_ticket.setdefault(ticket, []).append((key, position))
+    keys = attempts.keys
+    first = delivered[which]
+    acked = attempts.earliest_acks(first).tolist()
+    invoked = np.asarray(ops.invoke_mono_ns)[attempts.ops[first]].tolist()
+    by_ticket_entries: dict[Any, list[tuple[str, int, int, int]]] = {}
+    rows = zip(which.tolist(), first.tolist(), positions[which].tolist(), acked, invoked, strict=True)
+    for i, head, position, ack, invoke in rows:
+        by_ticket_entries.setdefault(tickets[i], []).append((keys[head], position, ack, invoke))
 
-    invoke_mono = ops.invoke_mono_ns
-    count = 0
+    violations = 0
     sample: list[OrderViolation] = []
-    for ticket, entries in by_ticket.items():
-        acks = sorted(
-            (acked, position, key)
-            for key, position in entries
-            if (acked := attempts.ack_mono(key)) is not None
-        )
+    for ticket, entries in by_ticket_entries.items():
+        acks = sorted((ack, position, key) for key, position, ack, _ in entries if ack != _NEVER)
         next_ack = 0
         latest, latest_key = -1, ""
-        for key, position in entries:  # in invocation order
-            invoked = invoke_mono[attempts.first[key]]
-            while next_ack < len(acks) and acks[next_ack][0] < invoked:
+        for key, position, _, invoke in entries:  # in invocation order
+            while next_ack < len(acks) and acks[next_ack][0] < invoke:
                 _, acked_position, acked_key = acks[next_ack]
                 if acked_position > latest:
                     latest, latest_key = acked_position, acked_key
                 next_ack += 1
             if position < latest:
-                count += 1
+                violations += 1
                 if len(sample) < sample_size:
                     sample.append(OrderViolation(ticket, latest_key, key))
-    return count, sample
+    return violations, sample
 
 
 def _counted(count: int, sample: Iterable[str]) -> str:

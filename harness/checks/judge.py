@@ -63,18 +63,19 @@ def run_timings(record: Record, messages: MessageVerdict) -> dict[str, float | N
 def load_figures(record: Record, op_kinds: tuple[str, ...]) -> dict[str, Any]:
     """What the message load met: answers by status, latency of the answers, alerts fired."""
     columns = record.history.op_columns()
-    statuses: Counter[str] = Counter()
-    latencies = []
-    for i, kind in enumerate(columns.kind):
-        if kind not in op_kinds:
-            continue
-        outcome = columns.outcome[i]
-        if outcome in (OK, FAIL, INFO):
-            op = record.history.op(i)
-            status = op.meta.get("status")
-            statuses[str(status) if status is not None else (op.error or "error").split(":")[0]] += 1
-            if status is not None:
-                latencies.append((columns.complete_mono_ns[i] - columns.invoke_mono_ns[i]) / 1e9)
+    status_of, error_of = record.history.op_meta_column("status"), columns.error
+    answered = (OK, FAIL, INFO)
+    ops = [
+        i
+        for i, (kind, outcome) in enumerate(zip(columns.kind, columns.outcome, strict=True))
+        if kind in op_kinds and outcome in answered
+    ]
+    statuses = Counter(
+        str(status) if (status := status_of[i]) is not None else (error_of[i] or "error").split(":")[0]
+        for i in ops
+    )
+    done, invoked = columns.complete_mono_ns, columns.invoke_mono_ns
+    latencies = [(done[i] - invoked[i]) / 1e9 for i in ops if status_of[i] is not None]
     alerts = Counter(str(e.data.get("rule", e.message)) for e in record.events("alert"))
     latency = summarize(latencies).as_dict()
     return {"api_statuses": dict(statuses), "api_latency_s": latency, "alerts_fired": dict(alerts)}

@@ -30,7 +30,11 @@ class LatencySummary:
 
 
 def summarize(values: Iterable[float]) -> LatencySummary:
-    ordered = sorted(values)
+    return summarize_sorted(sorted(values))
+
+
+def summarize_sorted(ordered: Sequence[float]) -> LatencySummary:
+    """`summarize` of values already in ascending order (a million of them, sorted by numpy)."""
     if not ordered:
         return LatencySummary(count=0, p50=None, p90=None, p99=None, max=None)
     return LatencySummary(

@@ -11,6 +11,7 @@ operations cost about a hundred bytes each plus their key strings; `Op` is only 
 
 from __future__ import annotations
 
+import functools
 import gc
 import gzip
 import threading
@@ -19,6 +20,8 @@ from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import compress, count, repeat
+from operator import is_
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,8 +41,9 @@ _NEWLINE = ord("\n")
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Reading builds millions of objects and no cycles: the cyclic collector would only rescan them."""
+def collector_paused() -> Iterator[None]:
+    """For work on a whole history, which builds millions of objects and lists of millions, and no
+    cycles: each pass of the cyclic collector would only rescan them (reading every element)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -95,6 +99,7 @@ class OpColumns(NamedTuple):
     invoke_wall: array
     complete_mono_ns: array  # 0 while pending
     complete_wall: array
+    error: list[str | None]
 
 
 class ObservationColumns(NamedTuple):
@@ -142,10 +147,13 @@ def _pack_meta(meta: dict[str, Any]) -> tuple | None:
     return tuple(packed)
 
 
-def _unpack_meta(packed: tuple | None) -> dict[str, Any]:
+def _unpack_meta(packed: tuple | bytes | None) -> dict[str, Any]:
     if not packed:
         return {}
-    return dict(zip(packed[0::2], packed[1::2], strict=True))
+    if packed.__class__ is bytes:  # an operation's meta as read from a file, ticket included
+        return _META_DECODER.decode(packed)
+    pairs = iter(packed)
+    return dict(zip(pairs, pairs, strict=False))  # packed in pairs
 
 
 class History:
@@ -223,6 +231,7 @@ class History:
                 self._ticket[index] = ticket
             if meta:
                 merged = _unpack_meta(self._meta[index])
+                merged.pop(_TICKET, None)  # in a meta read from a file; the column holds the ticket
                 merged.update(meta)
                 self._meta[index] = _pack_meta(merged)
 
@@ -253,9 +262,7 @@ class History:
     def op(self, index: int) -> OpRecord:
         with self._lock:
             outcome = self._outcome[index]
-            meta = _unpack_meta(self._meta[index])
-            if self._ticket[index] is not None:
-                meta[_TICKET] = self._ticket[index]
+            meta = _meta_with_ticket(self, index)
             done = outcome != PENDING
             return OpRecord(
                 index=index,
@@ -303,7 +310,26 @@ class History:
                 invoke_wall=self._invoke_wall[:],
                 complete_mono_ns=self._complete_mono[:],
                 complete_wall=self._complete_wall[:],
+                error=self._error[:],
             )
+
+    def op_meta_column(self, name: str) -> list[Any]:
+        """One meta field of every operation, None where it has none: what `op(i).meta.get(name)`
+        gives for each, without building a record per operation."""
+        with self._lock:
+            if name == _TICKET:
+                return self._ticket[:]
+            metas = self._meta[:]
+        values: list[Any] = [None] * len(metas)
+        read = [i for i, packed in enumerate(metas) if packed.__class__ is bytes]
+        # Metas read from a file: only the one field is decoded, for all of them in one call.
+        decoded = _meta_field_decoder(name).decode_lines(b"\n".join(map(metas.__getitem__, read)))
+        for i, field in zip(read, decoded, strict=True):
+            values[i] = field.value
+        for i, packed in enumerate(metas):
+            if packed.__class__ is tuple and name in (names := packed[0::2]):
+                values[i] = packed[2 * names.index(name) + 1]
+        return values
 
     def observation_columns(self, kind: str | None = None) -> ObservationColumns:
         """Copies of the observation columns, only those of `kind` if given, in recording order."""
@@ -362,9 +388,10 @@ class History:
         cut = raw.rfind(b"\n", 0, end)
         whole, tail = memoryview(raw)[: max(cut, 0)], memoryview(raw)[cut + 1 : end]
         history = cls()
-        with _collector_paused():
+        with collector_paused():
             try:
-                history._load_entries(_DECODER.decode_lines(whole) if cut > 0 else [])
+                for chunk in _line_chunks(raw, max(cut, 0)):
+                    history._load_entries(_DECODER.decode_lines(chunk))
             except (msgspec.DecodeError, KeyError, TypeError, ValueError, IndexError):
                 history = cls()
                 history._load_lines_one_by_one(bytes(whole), path)  # names the bad line
@@ -400,16 +427,28 @@ class History:
         self._process.extend([names.setdefault(e.process, e.process) for e in heads])
         self._kind.extend([names.setdefault(e.kind, e.kind) for e in heads])
         self._key.extend([e.key for e in heads])
-        self._ticket.extend([e.meta.pop(_TICKET, None) if e.meta else None for e in heads])
-        self._meta.extend([_pack_meta(e.meta) if e.meta else None for e in heads])
+        # An operation's meta stays the JSON text it was read as; only its ticket is decoded now,
+        # for all the chunk's operations in one call.
+        metas = [e.meta for e in heads]
+        tickets = _TICKET_DECODER.decode_lines(b"\n".join(metas))
+        self._ticket.extend([m.ticket_id if m is not None else None for m in tickets])
+        self._meta.extend([None if (text := bytes(m)) in _NO_META else text for m in metas])
         self._invoke_mono.extend([e.mono_ns for e in heads])
         self._invoke_wall.extend([e.wall for e in heads])
-        op = _OpLine  # a line that carries its completion too; an `invoke` line is still pending
-        self._outcome.extend([_OUTCOME_CODES[e.outcome] if e.__class__ is op else PENDING for e in heads])
-        self._error.extend([e.error if e.__class__ is op else None for e in heads])
-        self._complete_mono.extend([e.cmono_ns if e.__class__ is op else 0 for e in heads])
-        self._complete_wall.extend([e.cwall if e.__class__ is op else 0.0 for e in heads])
-        self._completion_order.extend([e.i for e in heads if e.__class__ is op])
+        done = [e for e in heads if e.__class__ is _OpLine]  # lines that carry their completion too
+        if len(done) == len(heads):
+            self._outcome.extend([_OUTCOME_CODES[e.outcome] for e in heads])
+            self._error.extend([e.error for e in heads])
+            self._complete_mono.extend([e.cmono_ns for e in heads])
+            self._complete_wall.extend([e.cwall for e in heads])
+            self._completion_order.extend(indices)
+        else:  # some still pending (`invoke` lines): their `complete` line follows later
+            op = _OpLine
+            self._outcome.extend([_OUTCOME_CODES[e.outcome] if e.__class__ is op else PENDING for e in heads])
+            self._error.extend([e.error if e.__class__ is op else None for e in heads])
+            self._complete_mono.extend([e.cmono_ns if e.__class__ is op else 0 for e in heads])
+            self._complete_wall.extend([e.cwall if e.__class__ is op else 0.0 for e in heads])
+            self._completion_order.extend([e.i for e in done])
         if len(heads) == len(entries):
             return
         for entry in entries:  # completions of pending operations, in the order they came
@@ -417,10 +456,11 @@ class History:
                 self._load_completion(entry)
         seen = [e for e in entries if e.__class__ is _ObservationLine]
         first = len(self._obs_kind)
-        by_kind = self._obs_by_kind
         kinds = [names.setdefault(e.kind, e.kind) for e in seen]
-        for index, kind in enumerate(kinds, first):
-            by_kind.setdefault(kind, []).append(index)
+        for kind in dict.fromkeys(kinds):  # a few kinds: each one's indices picked out in C
+            self._obs_by_kind.setdefault(kind, []).extend(
+                compress(count(first), map(is_, kinds, repeat(kind)))
+            )
         self._obs_kind.extend(kinds)
         self._obs_key.extend([e.key for e in seen])
         self._obs_at.extend([e.at for e in seen])
@@ -434,6 +474,27 @@ class History:
             raise ValueError(str(exc)) from None
 
 
+def _line_chunks(raw: bytes, end: int) -> Iterator[memoryview]:
+    """`raw[:end]` in pieces of about _CHUNK_BYTES that end at a line's end.
+
+    A piece's decoded lines are turned into columns and freed before the next is decoded: the
+    objects stay in the processor's cache, and a million-operation record never has millions of
+    line objects alive at once."""
+    view = memoryview(raw)
+    start = 0
+    while start < end:
+        stop = raw.find(b"\n", min(start + _CHUNK_BYTES, end), end)
+        stop = end if stop < 0 else stop + 1
+        yield view[start:stop]
+        start = stop
+
+
+_CHUNK_BYTES = 1 << 18
+# What an operation's meta reads as when it has none.
+_NO_META = (b"null", b"{}")
+_NULL = msgspec.Raw(b"null")
+
+
 # The four kinds of history line, told apart by their "type" field.
 class _InvokeLine(msgspec.Struct, tag_field="type", tag="invoke", kw_only=True):
     i: int
@@ -442,7 +503,7 @@ class _InvokeLine(msgspec.Struct, tag_field="type", tag="invoke", kw_only=True):
     key: str | None = None
     wall: float
     mono_ns: int
-    meta: dict[str, Any] | None = None
+    meta: msgspec.Raw = _NULL  # a JSON object (or null), decoded when the operation is looked at
 
 
 class _OpLine(_InvokeLine, tag="op", kw_only=True):
@@ -470,8 +531,23 @@ class _ObservationLine(msgspec.Struct, tag_field="type", tag="observation", kw_o
     meta: dict[str, Any] | None = None
 
 
+class _MetaTicket(msgspec.Struct, gc=False):
+    """The one field of an operation's meta that is read with the file: its column's value."""
+
+    ticket_id: Any = None  # the name _TICKET
+
+
+@functools.cache
+def _meta_field_decoder(name: str) -> msgspec.json.Decoder:
+    """Decodes one field of meta objects (as `value`), skipping the rest."""
+    field = msgspec.defstruct("_MetaField", [("value", Any, None)], rename={"value": name}, gc=False)
+    return msgspec.json.Decoder(field)
+
+
 _Line = _OpLine | _InvokeLine | _CompleteLine | _ObservationLine
 _DECODER = msgspec.json.Decoder(_Line)
+_TICKET_DECODER = msgspec.json.Decoder(_MetaTicket | None)
+_META_DECODER = msgspec.json.Decoder(dict[str, Any])
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -484,7 +560,6 @@ class HistoryStream:
         self._invokes = 0
         self._completions = 0
         self._observations = 0
-        self._written_whole: set[int] = set()  # pending ops' completions already written in an op line
 
     def __enter__(self) -> HistoryStream:
         return self
@@ -493,57 +568,32 @@ class HistoryStream:
         self.close()
 
     def flush(self) -> None:
-        h, out = self._history, []
-        with h._lock:
+        """Write the operations invoked, completed and the effects observed since the last flush.
+
+        An operation already complete when its invoke is written takes one `op` line; one still
+        pending takes an `invoke` line now and a `complete` line in a later flush. Lines are
+        encoded _LINES_PER_ENCODE at a time, so a whole history is never held as objects at once."""
+        h, encoded = self._history, []
+        with h._lock, collector_paused():
             invokes, completions, observations = len(h._process), len(h._completion_order), len(h._obs_kind)
-            for i in range(self._invokes, invokes):
-                entry = {
-                    "type": "invoke",
-                    "i": i,
-                    "process": h._process[i],
-                    "kind": h._kind[i],
-                    "key": h._key[i],
-                    "wall": h._invoke_wall[i],
-                    "mono_ns": h._invoke_mono[i],
-                    "meta": _meta_with_ticket(h, i),
-                }
-                if h._outcome[i] != PENDING:  # already complete: one line for both
-                    entry["type"] = "op"
-                    entry["outcome"] = OUTCOME_NAMES[h._outcome[i]]
-                    entry["cwall"] = h._complete_wall[i]
-                    entry["cmono_ns"] = h._complete_mono[i]
-                    entry["error"] = h._error[i]
-                    self._written_whole.add(i)
-                out.append(entry)
-            for n in range(self._completions, completions):
-                i = h._completion_order[n]
-                if i in self._written_whole:
-                    self._written_whole.discard(i)
-                    continue
-                out.append(
-                    {
-                        "type": "complete",
-                        "i": i,
-                        "outcome": OUTCOME_NAMES[h._outcome[i]],
-                        "wall": h._complete_wall[i],
-                        "mono_ns": h._complete_mono[i],
-                        "error": h._error[i],
-                        "meta": _meta_with_ticket(h, i),
-                    }
+            for start in range(self._invokes, invokes, _LINES_PER_ENCODE):
+                encoded.append(
+                    _ENCODER.encode_lines(_op_lines(h, start, min(start + _LINES_PER_ENCODE, invokes)))
                 )
-            for i in range(self._observations, observations):
-                out.append(
-                    {
-                        "type": "observation",
-                        "kind": h._obs_kind[i],
-                        "key": h._obs_key[i],
-                        "at": h._obs_at[i],
-                        "meta": _unpack_meta(h._obs_meta[i]),
-                    }
+            # Operations invoked before the last flush were written pending: their completions
+            # get lines of their own. The others were complete when written, in one line.
+            reopened = [i for i in h._completion_order[self._completions : completions] if i < self._invokes]
+            for start in range(0, len(reopened), _LINES_PER_ENCODE):
+                encoded.append(
+                    _ENCODER.encode_lines(
+                        [_complete_line(h, i) for i in reopened[start : start + _LINES_PER_ENCODE]]
+                    )
                 )
+            for start in range(self._observations, observations, _LINES_PER_ENCODE):
+                stop = min(start + _LINES_PER_ENCODE, observations)
+                encoded.append(_ENCODER.encode_lines(_observation_lines(h, start, stop)))
         self._invokes, self._completions, self._observations = invokes, completions, observations
-        if out:
-            self._file.write(_ENCODER.encode_lines(out))
+        self._file.writelines(encoded)
         self._file.flush()
 
     def close(self) -> None:
@@ -552,8 +602,80 @@ class HistoryStream:
             self._file.close()
 
 
+_LINES_PER_ENCODE = 1 << 16
+
+
+def _op_lines(h: History, start: int, stop: int) -> list[dict[str, Any]]:
+    """The `op` (or, still pending, `invoke`) lines of operations start..stop-1; under h's lock."""
+    columns = zip(
+        range(start, stop),
+        h._process[start:stop],
+        h._kind[start:stop],
+        h._key[start:stop],
+        h._invoke_wall[start:stop],
+        h._invoke_mono[start:stop],
+        [_meta_with_ticket(h, i) for i in range(start, stop)],
+        h._outcome[start:stop],
+        h._complete_wall[start:stop],
+        h._complete_mono[start:stop],
+        h._error[start:stop],
+        strict=True,
+    )
+    lines = []
+    for i, process, kind, key, wall, mono_ns, meta, outcome, cwall, cmono_ns, error in columns:
+        line = {
+            "type": "invoke",
+            "i": i,
+            "process": process,
+            "kind": kind,
+            "key": key,
+            "wall": wall,
+            "mono_ns": mono_ns,
+            "meta": meta,
+        }
+        if outcome != PENDING:  # already complete: one line for both
+            line["type"] = "op"
+            line["outcome"] = OUTCOME_NAMES[outcome]
+            line["cwall"] = cwall
+            line["cmono_ns"] = cmono_ns
+            line["error"] = error
+        lines.append(line)
+    return lines
+
+
+def _complete_line(h: History, i: int) -> dict[str, Any]:
+    return {
+        "type": "complete",
+        "i": i,
+        "outcome": OUTCOME_NAMES[h._outcome[i]],
+        "wall": h._complete_wall[i],
+        "mono_ns": h._complete_mono[i],
+        "error": h._error[i],
+        "meta": _meta_with_ticket(h, i),
+    }
+
+
+def _observation_lines(h: History, start: int, stop: int) -> list[dict[str, Any]]:
+    kinds, keys, ats, metas = h._obs_kind, h._obs_key, h._obs_at, h._obs_meta
+    columns = zip(kinds[start:stop], keys[start:stop], ats[start:stop], metas[start:stop], strict=True)
+    return [
+        {
+            "type": "observation",
+            "kind": kind,
+            "key": key,
+            "at": at,
+            "meta": _unpack_meta(meta) if meta else {},
+        }
+        for kind, key, at, meta in columns
+    ]
+
+
 def _meta_with_ticket(h: History, i: int) -> dict[str, Any]:
-    meta = _unpack_meta(h._meta[i])
-    if h._ticket[i] is not None:
-        meta[_TICKET] = h._ticket[i]
+    """An operation's meta as recorded, with its ticket (kept in a column of its own) put back."""
+    packed, ticket = h._meta[i], h._ticket[i]
+    meta = _unpack_meta(packed) if packed else {}
+    if ticket is not None:
+        meta[_TICKET] = ticket
+    elif packed.__class__ is bytes:
+        meta.pop(_TICKET, None)  # a `"ticket_id": null` read from a file
     return meta

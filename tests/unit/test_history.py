@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from harness.record import history as history_module
 from harness.record.history import History, HistoryError
 
 
@@ -169,3 +170,113 @@ def test_columns_of_one_kind_come_in_recording_order_among_many_others():
     assert [meta["canary"] for meta in canaries.meta] == [0, 100, 200]
     assert len(history.observation_columns("live_update").key) == 300
     assert history.observation_columns("never_seen").key == []
+
+
+def _varied_history() -> History:
+    history = History()
+    for n in range(40):
+        op = history.invoke(f"c{n % 3}", "post_message", f"m{n}", ticket_id=n % 4 or None, attempt=1)
+        if n % 5:
+            op.ok(status=202)
+        history.observe("processed", f"m{n}", 1_700_000_000.0 + n, **({"ticket_id": n % 4} if n % 2 else {}))
+    return history
+
+
+def test_a_file_read_in_pieces_gives_the_history_read_at_once(tmp_path, monkeypatch):
+    history = _varied_history()
+    path = tmp_path / "history.jsonl"
+    with history.stream(path) as stream:  # pending operations: invoke lines, then complete lines
+        history.invoke("c9", "post_message", "late", ticket_id=9)
+        stream.flush()
+        history._complete(40, 1, None, {"status": 202})
+
+    monkeypatch.setattr(history_module, "_CHUNK_BYTES", 64)  # a piece every line or two
+    in_pieces = History.read_jsonl(path)
+    monkeypatch.undo()
+    at_once = History.read_jsonl(path)
+
+    assert list(in_pieces.ops()) == list(at_once.ops()) == list(history.ops())
+    assert list(in_pieces.observations()) == list(at_once.observations()) == list(history.observations())
+
+
+def test_a_bad_line_in_a_later_piece_is_named(tmp_path, monkeypatch):
+    path = tmp_path / "history.jsonl"
+    _varied_history().write_jsonl(path)
+    lines = path.read_text().splitlines()
+    lines[30] = lines[30].replace('"meta":{', '"meta":[{').replace("},", "}],", 1)  # meta not an object
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(history_module, "_CHUNK_BYTES", 256)
+
+    with pytest.raises(HistoryError, match=r"history.jsonl:31"):
+        History.read_jsonl(path)
+
+
+def test_an_operations_meta_read_from_a_file_keeps_its_ticket_apart(tmp_path):
+    path = tmp_path / "history.jsonl"
+    op_line = '{"type":"%s","i":%d,"process":"c","kind":"k","key":"%s","wall":1.0,"mono_ns":1,"meta":%s%s}\n'
+    done = ',"outcome":"ok","cwall":2.0,"cmono_ns":2,"error":null'
+    path.write_text(
+        op_line % ("op", 0, "a", '{"ticket_id":null,"status":202}', done)
+        + op_line % ("invoke", 1, "b", '{"attempt":1}', "")
+        + op_line % ("invoke", 2, "c", "null", "")
+        + '{"type":"complete","i":1,"outcome":"ok","wall":3.0,"mono_ns":3,"meta":{"ticket_id":7}}\n'
+        + '{"type":"complete","i":2,"outcome":"fail","wall":3.0,"mono_ns":3,"error":"x",'
+        + '"meta":{"status":400}}\n'
+    )
+
+    loaded = History.read_jsonl(path)
+
+    a, b, c = loaded.ops()
+    assert (a.meta, a.ticket_id) == ({"status": 202}, None)  # a null ticket is no ticket
+    assert (b.meta, b.ticket_id, b.outcome) == ({"attempt": 1, "ticket_id": 7}, 7, "ok")
+    assert (c.meta, c.outcome, c.error) == ({"status": 400}, "fail", "x")
+    assert loaded.op_columns().ticket == [None, 7, None]
+
+
+def test_a_history_read_back_writes_the_same_file(tmp_path, monkeypatch):
+    history = _varied_history()
+    history.invoke("c1", "post_message", "pending", ticket_id=2)
+    first, second, third = (tmp_path / f"{n}.jsonl" for n in range(3))
+    history.write_jsonl(first)
+
+    History.read_jsonl(first).write_jsonl(second)
+    monkeypatch.setattr(history_module, "_LINES_PER_ENCODE", 3)  # encoded a few lines at a time
+    history.write_jsonl(third)
+
+    assert first.read_bytes() == second.read_bytes() == third.read_bytes()
+
+
+def test_operations_pending_at_one_flush_get_their_completion_at_a_later_one(tmp_path):
+    history = History()
+    path = tmp_path / "history.jsonl"
+    with history.stream(path) as stream:
+        early = [history.invoke("c", "post_message", f"early{n}") for n in range(3)]
+        stream.flush()
+        early[1].ok()
+        history.invoke("c", "post_message", "new").ok()  # invoked and completed between flushes
+        early[0].info("timeout")
+        stream.flush()
+
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(line["type"], line["i"]) for line in lines] == [
+        ("invoke", 0),
+        ("invoke", 1),
+        ("invoke", 2),
+        ("op", 3),
+        ("complete", 1),
+        ("complete", 0),
+    ]
+    assert list(History.read_jsonl(path).ops()) == list(history.ops())
+
+
+def test_a_meta_column_gives_each_operations_field_recorded_or_read_back(tmp_path):
+    history = _varied_history()
+    history.invoke("c", "create_ticket").ok(ticket_id=99, status=201)  # meta given at completion
+    history.invoke("c", "post_message", "odd", status="status", attempt=2)  # a value named like a field
+    path = tmp_path / "history.jsonl"
+    history.write_jsonl(path)
+    loaded = History.read_jsonl(path)
+
+    for h in (history, loaded):
+        for name in ("status", "attempt", "ticket_id", "absent"):
+            assert h.op_meta_column(name) == [op.meta.get(name) for op in h.ops()]
