@@ -19,8 +19,11 @@ VARIANTS ?= test_incident_queue_cluster.py::test_nodes_killed_at_once_come_back_
 WORKERS ?= 2
 OUTAGE_PROJECT ?= outage-lab
 WORKER_STACKS := $(foreach n,$(shell seq 0 $$(($(WORKERS) - 1))),$(OUTAGE_PROJECT)-gw$(n))
-# The stack test files, those whose tests take one to three minutes each first.
-LONGEST_FIRST := $(addprefix tests/stack/,test_drill.py test_incident_queue_cluster.py \
+# The stack test files, those whose tests take one to three minutes each first. The `alone` tests
+# (the plugin runs them before the rest, in this order) start with the gateway throttling's: its
+# 300 ms promise is judged on a store the floods have not yet filled (after two floods, 450,000
+# keys, its steady Redis PING p99 was 173 ms and its hardened run deviated).
+LONGEST_FIRST := $(addprefix tests/stack/,test_incident_gateway.py test_drill.py test_incident_queue_cluster.py \
 	test_incident_live_upgrade.py test_wire_game_days.py test_incident_supportbee.py test_worker_crash.py)
 STACK_TESTS := $(LONGEST_FIRST) $(filter-out $(LONGEST_FIRST),$(sort $(wildcard tests/stack/test_*.py)))
 
