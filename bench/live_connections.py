@@ -81,6 +81,8 @@ class _Tabs:
         self.connections: list[websockets.ClientConnection] = []
         self.arrived: list[dict[int, float]] = []
         self._readers: list[asyncio.Task[None]] = []
+        self._arrivals: dict[int, int] = {}  # update -> tabs it reached
+        self._all_arrived = asyncio.Event()
 
     async def open(self, urls: list[str], settle_s: float = 3.0) -> None:
         for n, url in enumerate(urls):
@@ -96,7 +98,11 @@ class _Tabs:
         with contextlib.suppress(websockets.ConnectionClosed):
             async for frame in connection:
                 if '"bench"' in frame:
-                    self.arrived[index][_bench_number(json.loads(frame))] = time.monotonic()
+                    n = _bench_number(json.loads(frame))
+                    self.arrived[index][n] = time.monotonic()
+                    self._arrivals[n] = self._arrivals.get(n, 0) + 1
+                    if self._arrivals[n] == len(self.arrived):
+                        self._all_arrived.set()
                 elif '"type":"ping"' in frame.replace(" ", ""):
                     await connection.send('{"type":"pong"}')
 
@@ -106,11 +112,11 @@ class _Tabs:
         `"bench": <n>` field, wherever the server puts it."""
         waits: list[float] = []
         for n in range(FANOUT_UPDATES):
+            self._all_arrived.clear()
             sent = time.monotonic()
             await send(n)
-            deadline = sent + FANOUT_TIMEOUT_S
-            while sum(n in got for got in self.arrived) < len(self.arrived) and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_arrived.wait(), FANOUT_TIMEOUT_S)
             waits += [got[n] - sent if n in got else FANOUT_TIMEOUT_S for got in self.arrived]
         return sorted(waits)
 

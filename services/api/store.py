@@ -96,15 +96,16 @@ class TicketStore:
     async def cooldowns(self, deployment: str) -> dict[tuple[str, str], float]:
         """(route, caller) -> seconds left, for every cooldown of this deployment still running."""
         prefix = keys.cooldowns(deployment)
-        found = {}
-        async for key in self._client.scan_iter(f"{prefix}*", count=1000):
-            async with self._client.pipeline(transaction=False) as pipe:
+        found_keys = [key async for key in self._client.scan_iter(f"{prefix}*", count=1000)]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in found_keys:
                 pipe.get(key)
                 pipe.pttl(key)
-                route, left_ms = await pipe.execute()
+            replies = await pipe.execute()
+        found = {}
+        for key, route, left_ms in zip(found_keys, replies[::2], replies[1::2], strict=True):
             if route is not None and left_ms > 0:
-                caller = key[len(prefix) : -len(route) - 1]
-                found[(route, caller)] = left_ms / 1000
+                found[(route, key[len(prefix) : -len(route) - 1])] = left_ms / 1000
         return found
 
     # Tickets.
