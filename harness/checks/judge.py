@@ -17,6 +17,7 @@ from harness.checks.check import Check, verdict_of
 from harness.checks.checker import MessageVerdict, check_messages
 from harness.checks.expect import figure_methods, measure_figures, render
 from harness.checks.latency import summarize
+from harness.observe.schedule_lag import LAG_STREAM, worst_lag_s
 from harness.record.history import FAIL, INFO, OK
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def run_timings(record: Record, messages: MessageVerdict) -> dict[str, float | N
 
 
 def load_figures(record: Record, op_kinds: tuple[str, ...]) -> dict[str, Any]:
-    """What the message load met: answers by status, latency of the answers, alerts fired."""
+    """What the message load met: answers by status, latency of the answers, alerts fired; and how
+    late the harness's own loop ran at worst, which every latency above includes."""
     columns = record.history.op_columns()
     status_of, error_of = record.history.op_meta_column("status"), columns.error
     answered = (OK, FAIL, INFO)
@@ -78,7 +80,12 @@ def load_figures(record: Record, op_kinds: tuple[str, ...]) -> dict[str, Any]:
     latencies = [(done[i] - invoked[i]) / 1e9 for i in ops if status_of[i] is not None]
     alerts = Counter(str(e.data.get("rule", e.message)) for e in record.events("alert"))
     latency = summarize(latencies).as_dict()
-    return {"api_statuses": dict(statuses), "api_latency_s": latency, "alerts_fired": dict(alerts)}
+    return {
+        "api_statuses": dict(statuses),
+        "api_latency_s": latency,
+        "alerts_fired": dict(alerts),
+        "harness_loop_worst_lag_s": worst_lag_s(record.stream(LAG_STREAM)),
+    }
 
 
 def scenario_figures(scenario: Scenario, record: Record) -> dict[str, Any]:

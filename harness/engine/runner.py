@@ -30,6 +30,7 @@ from harness.observe.backlog import QUIET_S, BacklogNotDrained, leftovers, wait_
 from harness.observe.broker_watch import BrokerWatch
 from harness.observe.observer import EffectsObserver
 from harness.observe.probes import PROBE_STREAM, Prober, ProbeSample
+from harness.observe.schedule_lag import watch_schedule
 from harness.record.history import History
 from harness.record.record import Record, RecordWriter, plain
 from harness.record.report import RunResult, write_report
@@ -279,6 +280,7 @@ async def execute(
             asyncio.create_task(run.observer.run(stop_watch)),
             asyncio.create_task(run.prober.run(stop_watch)),
             asyncio.create_task(_feed_canaries(run, stop_watch)),
+            asyncio.create_task(watch_schedule(run.sample, stop_watch)),
         ]
         if progress:
             background.append(asyncio.create_task(_report_progress(run, progress, stop_watch)))

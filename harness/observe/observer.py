@@ -19,6 +19,10 @@ from harness.observe.probes import CANARY_PREFIX
 from harness.record.history import History
 from services.common import keys
 
+# Entries per read: parsing one read holds the harness's event loop, and with it every latency
+# the load is measuring, so a flood's hundred thousand effects are read a thousand at a time.
+READ_CHUNK = 1000
+
 
 class EffectsObserver:
     def __init__(
@@ -60,7 +64,7 @@ class EffectsObserver:
     async def _read_available(self, block_ms: int | None) -> int:
         total = 0
         while True:
-            reply = await self._redis.xread({keys.EFFECTS: self._last_id}, count=5000, block=block_ms)
+            reply = await self._redis.xread({keys.EFFECTS: self._last_id}, count=READ_CHUNK, block=block_ms)
             if not reply:
                 return total
             entries = reply[0][1]
@@ -70,7 +74,7 @@ class EffectsObserver:
             total += len(entries)
             self._sample_tally(closed_before=int(max((s for _, s in self._tally), default=0)) - 1)
             block_ms = None  # only the first read waits
-            if len(entries) < 5000:
+            if len(entries) < READ_CHUNK:
                 return total
 
     def _observe(self, fields: dict[str, str]) -> None:
