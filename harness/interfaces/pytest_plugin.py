@@ -30,7 +30,8 @@ With --outage-stack-per-worker each worker has a stack of its own, the compose p
 commands a test runs reach it too. Tests then run side by side, at the cost of a RabbitMQ cluster
 per worker; a worker takes down the stack it started. A test marked `alone` has the machine to
 itself: no other worker's stack test runs while it does (a shared/exclusive file lock in the state
-root), for scenarios whose checks are latency promises that a neighbour's load would break.
+root) and the other workers' stacks are paused (`docker pause`) until it ends, for scenarios whose
+checks are latency promises that a neighbour's load, or an idle neighbour, would break.
 
 Markers:
   @pytest.mark.incident("scenario-id")  the test replays that incident
@@ -186,11 +187,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 @contextmanager
 def _machine_share(alone: bool) -> Iterator[None]:
-    """Stack tests of per-worker stacks share the machine; an `alone` test takes it whole.
+    """Stack tests of per-worker stacks share the machine; an `alone` test takes it whole, and the
+    other workers' stacks are frozen while it runs (harness.stack.neighbours says why).
 
     A turnstile keeps an `alone` test from waiting forever behind a stream of shared holders:
     everyone passes the gate to take the machine, and the `alone` test holds the gate until no
     shared holder is left."""
+    from harness.stack import neighbours
+    from harness.stack.compose import project_name
     from harness.stack.state_dir import state_root
 
     root = state_root()
@@ -200,7 +204,12 @@ def _machine_share(alone: bool) -> Iterator[None]:
         fcntl.flock(machine, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
         fcntl.flock(gate, fcntl.LOCK_UN)
         try:
-            yield
+            neighbours.thaw(project_name())  # left frozen by a worker that died holding the machine
+            if alone:
+                with neighbours.frozen(neighbours.worker_siblings(project_name())):
+                    yield
+            else:
+                yield
         finally:
             fcntl.flock(machine, fcntl.LOCK_UN)
 
