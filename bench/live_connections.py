@@ -7,7 +7,9 @@ few times over, and each connection's wait from the send to its arrival is kept 
 live server's update is published into its Redis stream, as any service publishes one, and goes
 through its stream reader, sequencing and per-session send queues; the bare server's goes out with
 `websockets.broadcast` when its controller asks. The same client process reads both, so its own
-cost is in both figures. Used by bench/ratios.py; runs alone too:
+cost is in both figures. The tabs reach the live server at its own address on the compose network,
+as the bare server is reached directly: the gateway in front of it, and Docker's port proxy in
+front of that, are not what is compared. Used by bench/ratios.py; runs alone too:
 
     .venv/bin/python bench/live_connections.py [--tabs 1000]
 """
@@ -31,6 +33,7 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.checks.latency import percentile
+from harness.stack.compose_stack import ComposeStack
 from harness.stack.credentials import agent_token
 from harness.stack.protocol import Endpoints
 from services.common import live_feed
@@ -139,10 +142,10 @@ def _bench_number(frame: object) -> int:
     raise LookupError("no bench field")
 
 
-def live_server(endpoints: Endpoints, project: str, tabs: int) -> tuple[float, list[float]]:
+def live_server(endpoints: Endpoints, live_url: str, project: str, tabs: int) -> tuple[float, list[float]]:
     """Bytes of the live server's memory per open tab, and each tab's wait for each update."""
     urls = [
-        f"{endpoints.live}/live?token={agent_token(f'bench-tab-{n // TABS_PER_AGENT}')}&version=1"
+        f"{live_url}/live?token={agent_token(f'bench-tab-{n // TABS_PER_AGENT}')}&version=1"
         for n in range(tabs)
     ]
     before = _container_memory(project, "live")
@@ -196,12 +199,17 @@ def bare_server(tabs: int) -> tuple[float, list[float]]:
     return (after - before) / tabs, waits
 
 
-def rows(endpoints: Endpoints, tabs: int) -> list:
+def live_address(stack: ComposeStack) -> str:
+    """The live server's own websocket address on the compose network, past the gateway."""
+    return f"ws://{stack.address('live')}:8765"
+
+
+def rows(endpoints: Endpoints, live_url: str, tabs: int) -> list:
     from ratios import Row
 
     from harness.stack.compose import project_name
 
-    live_memory, live_waits = live_server(endpoints, project_name(), tabs)
+    live_memory, live_waits = live_server(endpoints, live_url, project_name(), tabs)
     bare_memory, bare_waits = bare_server(tabs)
     bare = f"a bare websockets server holding {tabs:,} connections"
     return [
@@ -219,10 +227,9 @@ def main() -> None:
     parser.add_argument("--tabs", type=int, default=1000)
     args = parser.parse_args()
     from harness.stack.compose import project_name
-    from harness.stack.compose_stack import ComposeStack
 
-    endpoints = ComposeStack().endpoints()
-    live_memory, live_waits = live_server(endpoints, project_name(), args.tabs)
+    stack = ComposeStack()
+    live_memory, live_waits = live_server(stack.endpoints(), live_address(stack), project_name(), args.tabs)
     bare_memory, bare_waits = bare_server(args.tabs)
     print(
         f"{args.tabs} tabs: memory per tab live {live_memory / 1024:.1f} KiB, bare server "

@@ -30,14 +30,16 @@ With --outage-stack-per-worker each worker has a stack of its own, the compose p
 commands a test runs reach it too. Tests then run side by side, at the cost of a RabbitMQ cluster
 per worker; a worker takes down the stack it started. A test marked `alone` has the machine to
 itself: no other worker's stack test runs while it does (a shared/exclusive file lock in the state
-root) and the other workers' stacks are paused (`docker pause`) until it ends, for scenarios whose
-checks are latency promises that a neighbour's load, or an idle neighbour, would break.
+root), for scenarios whose checks are latency promises that a neighbour's load would break; with
+`alone(neighbours="frozen")` the other workers' stacks are also paused (`docker pause`) until it
+ends, for promises that even an idle neighbour breaks.
 
 Markers:
   @pytest.mark.incident("scenario-id")  the test replays that incident
   @pytest.mark.chaos                    the test injects faults into the stack
   @pytest.mark.stack                    the test needs the running stack
   @pytest.mark.alone                    no other worker's stack test runs beside it (see above)
+  @pytest.mark.alone(neighbours="frozen")  ...and the other workers' stacks are paused meanwhile
 """
 
 from __future__ import annotations
@@ -140,7 +142,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chaos: the test injects faults into the stack")
     config.addinivalue_line("markers", "stack: the test needs the running Docker Compose stack")
     config.addinivalue_line(
-        "markers", "alone: with a stack per xdist worker, no other worker's stack test runs beside this one"
+        "markers",
+        "alone(neighbours='idle'|'frozen'): with a stack per xdist worker, no other worker's stack test "
+        "runs beside this one; 'frozen' also pauses the other workers' stacks while it runs",
     )
     config.stash[_CLAIMED_DIRS] = set()
     config.pluginmanager.register(ScenarioRunsSummary(), "outage-scenario-runs")
@@ -181,20 +185,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     if item.get_closest_marker("stack") is None or not _own_stack_worker(item.config):
         return (yield)
-    with _machine_share(alone=item.get_closest_marker("alone") is not None):
+    alone = item.get_closest_marker("alone")
+    with (
+        _machine_share(alone=alone is not None),
+        _neighbours(frozen=alone is not None and alone.kwargs.get("neighbours") == "frozen"),
+    ):
         return (yield)
 
 
 @contextmanager
 def _machine_share(alone: bool) -> Iterator[None]:
-    """Stack tests of per-worker stacks share the machine; an `alone` test takes it whole, and the
-    other workers' stacks are frozen while it runs (harness.stack.neighbours says why).
+    """Stack tests of per-worker stacks share the machine; an `alone` test takes it whole.
 
     A turnstile keeps an `alone` test from waiting forever behind a stream of shared holders:
     everyone passes the gate to take the machine, and the `alone` test holds the gate until no
     shared holder is left."""
-    from harness.stack import neighbours
-    from harness.stack.compose import project_name
     from harness.stack.state_dir import state_root
 
     root = state_root()
@@ -204,14 +209,24 @@ def _machine_share(alone: bool) -> Iterator[None]:
         fcntl.flock(machine, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
         fcntl.flock(gate, fcntl.LOCK_UN)
         try:
-            neighbours.thaw(project_name())  # left frozen by a worker that died holding the machine
-            if alone:
-                with neighbours.frozen(neighbours.worker_siblings(project_name())):
-                    yield
-            else:
-                yield
+            yield
         finally:
             fcntl.flock(machine, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _neighbours(frozen: bool) -> Iterator[None]:
+    """This worker's stack thawed (a worker that died holding the machine may have left it frozen),
+    and with `frozen` the other workers' stacks paused for the block (harness.stack.neighbours)."""
+    from harness.stack import neighbours
+    from harness.stack.compose import project_name
+
+    neighbours.thaw(project_name())
+    if not frozen:
+        yield
+        return
+    with neighbours.frozen(neighbours.worker_siblings(project_name())):
+        yield
 
 
 _lock_depth = 0

@@ -209,9 +209,9 @@ class ComposeStack:
             )
             return bindings[0]["HostPort"] if bindings else None
 
-        api, live, redis = port("gateway", 8000), port("live", 8765), port("redis", 6379)
+        api, live, redis = port("gateway", 8000), port("gateway", 8765), port("redis", 6379)
         if not (api and live and redis):
-            raise StackError("the gateway, live and redis containers are not running with published ports")
+            raise StackError("the gateway and redis containers are not running with published ports")
         amqp = {n: f"amqp://127.0.0.1:{p}" for n in BROKER_NODES if (p := port(n, 5672))}
         management = {n: f"http://127.0.0.1:{p}" for n in BROKER_NODES if (p := port(n, 15672))}
         metrics = {s: f"http://127.0.0.1:{p}" for s in ("relay", "worker") if (p := port(s, 9100))}

@@ -20,7 +20,7 @@ from harness.stack.protocol import BROKER_NODES
 # The compose variable that pins each published port (recipes/docker-compose.yml): (service, port inside).
 PORT_VARIABLES: dict[str, tuple[str, int]] = {
     "OUTAGE_API_PORT": ("gateway", 8000),
-    "OUTAGE_LIVE_PORT": ("live", 8765),
+    "OUTAGE_LIVE_PORT": ("gateway", 8765),
     "OUTAGE_RELAY_PORT": ("relay", 9100),
     "OUTAGE_WORKER_PORT": ("worker", 9100),
     "OUTAGE_REDIS_PORT": ("redis", 6379),

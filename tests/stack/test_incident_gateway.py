@@ -19,8 +19,10 @@ from faults.scenarios.proto_2023_gateway_throttling import GatewayThrottling
 from harness.checks.recheck import recheck
 from harness.interfaces.pytest_plugin import report_root
 
-# Ordinary agents' latency is judged to 300 ms: both profiles run with the machine to themselves.
-pytestmark = [pytest.mark.stack, pytest.mark.chaos, pytest.mark.alone]
+# Ordinary agents' latency is judged to 300 ms: both profiles run with the machine to themselves and
+# the other workers' stacks frozen (beside an idle neighbour stack the hardened api's 300 ms promise
+# was missed in three runs of three: harness/stack/neighbours.py).
+pytestmark = [pytest.mark.stack, pytest.mark.chaos, pytest.mark.alone(neighbours="frozen")]
 
 SCENARIO = "proto-2023-gateway-throttling"
 
