@@ -49,7 +49,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,10 +186,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if item.get_closest_marker("stack") is None or not _own_stack_worker(item.config):
         return (yield)
     alone = item.get_closest_marker("alone")
-    with (
-        _machine_share(alone=alone is not None),
-        _neighbours(frozen=alone is not None and alone.kwargs.get("neighbours") == "frozen"),
-    ):
+    neighbours = alone.kwargs.get("neighbours", "idle") if alone else "idle"
+    if neighbours not in ("idle", "frozen"):
+        raise pytest.UsageError(f"{item.nodeid}: alone(neighbours={neighbours!r}): say 'idle' or 'frozen'")
+    with _machine_share(alone=alone is not None), _neighbours(frozen=neighbours == "frozen"):
         return (yield)
 
 
@@ -222,10 +222,7 @@ def _neighbours(frozen: bool) -> Iterator[None]:
     from harness.stack.compose import project_name
 
     neighbours.thaw(project_name())
-    if not frozen:
-        yield
-        return
-    with neighbours.frozen(neighbours.worker_siblings(project_name())):
+    with neighbours.frozen(neighbours.worker_siblings(project_name())) if frozen else nullcontext():
         yield
 
 

@@ -1,13 +1,14 @@
 """The other stacks on this machine: frozen while a test that needs the machine whole runs.
 
-With a stack per pytest-xdist worker, a test marked `alone` already runs with no other worker's test
-beside it, but the other stacks are not idle (a test marked `alone(neighbours="frozen")` has them
-paused): three Erlang VMs, four app services polling, and a
-health check exec'd into each container every 3 s. Beside one freshly started idle neighbour, the
-gateway throttling's hardened run missed its 300 ms promise three runs out of three (ordinary p99
-557-1,210 ms, the api's event loop stalled in its socket writes for up to a second), and held
-with 46-78 ms alone or with the neighbour frozen. `docker pause` freezes a container's processes
-(the cgroup freezer) and keeps every byte of its state, so a neighbour thaws exactly where it was.
+With a stack per pytest-xdist worker, a test marked `alone` runs with no other worker's test beside
+it, but the other stacks are not idle: three Erlang VMs, four app services polling, and a health
+check exec'd into each container every 3 s. Beside one freshly started idle neighbour, the gateway
+throttling's hardened run missed its 300 ms promise three runs out of three (ordinary p99 557-1,210
+ms in the fix's restart phase, the api's event loop stalled in its socket writes for up to a
+second); it held at 46-78 ms in that phase alone, and at 76 ms with the neighbour paused. So a test
+marked `alone(neighbours="frozen")` has the other stacks paused: `docker pause` freezes a
+container's processes (the cgroup freezer) and keeps every byte of its state, so a neighbour thaws
+exactly where it was.
 """
 
 from __future__ import annotations
