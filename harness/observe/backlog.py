@@ -19,9 +19,9 @@ from services.common import broker, keys
 OUTBOX_STREAMS = (keys.OUTBOX, keys.OUTBOX_BULK, keys.OUTBOX_DEFERRED)
 EVENT_QUEUES = (broker.EVENTS_QUEUE, broker.BULK_QUEUE)
 POLL_S = 2.0
-# Nothing waiting and nothing arriving for this long means nothing more will: twice the broker's
-# statistics interval (5 s), so an empty queue is really empty.
-QUIET_S = 10.0
+# Nothing waiting and nothing arriving for this long means nothing more will: four of the broker's
+# statistics intervals (1 s, rabbitmq.conf.template), so an empty queue is really empty.
+QUIET_S = 4.0
 
 
 class BacklogNotDrained(RuntimeError):
