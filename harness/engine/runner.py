@@ -41,6 +41,7 @@ from harness.stack.protocol import Stack
 from harness.workloads.load import MessageLoad
 
 LOAD_AGENT = "load-agent"
+DRAIN_POLL_S = 1.0  # how often the drain looks for effects and for what still waits
 LEFTOVER_WAIT_S = 180.0  # how long a run waits for an earlier run's backlog before it refuses to start
 
 
@@ -203,7 +204,7 @@ async def _drain(
                 f"last seen waiting: {pending}",
             )
             return
-        await asyncio.sleep(1)
+        await asyncio.sleep(DRAIN_POLL_S)
 
 
 async def _still_waiting(waiting: Callable[[], Awaitable[dict[str, int]]]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import docker
@@ -157,6 +158,16 @@ class ComposeStack:
 
     def status(self) -> StackStatus:
         containers = self._containers()
+        waiting = [
+            name
+            for name, container in containers.items()
+            if _docker_health(container) in ("starting", "unhealthy")
+            and container.attrs.get("State", {}).get("Running")
+        ]
+        # Each check is a process started in its container: run them side by side.
+        with ThreadPoolExecutor(max(1, len(waiting))) as pool:
+            verdicts = pool.map(lambda name: _passes_its_health_check(containers[name]), waiting)
+            passed = dict(zip(waiting, verdicts, strict=True))
         services = {}
         for name in SERVICES:
             container = containers.get(name)
@@ -164,13 +175,7 @@ class ComposeStack:
                 services[name] = ServiceState(name, "missing", "none")
                 continue
             state = container.attrs.get("State", {})
-            health = (state.get("Health") or {}).get("Status", "none")
-            if (
-                health in ("starting", "unhealthy")
-                and state.get("Running")
-                and _passes_its_health_check(container)
-            ):
-                health = "healthy"
+            health = "healthy" if passed.get(name) else _docker_health(container)
             networks = tuple(container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {})
             status = state.get("Status", "unknown")
             services[name] = ServiceState(
@@ -377,6 +382,10 @@ class ComposeStack:
             labels={"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"},
         ).decode(errors="replace")
         return None if output == "\x01missing" else output
+
+
+def _docker_health(container: Container) -> str:
+    return (container.attrs.get("State", {}).get("Health") or {}).get("Status", "none")
 
 
 def _passes_its_health_check(container: Container) -> bool:
