@@ -139,10 +139,12 @@ class EventFlood(Scenario):
             why="the postmortem: all emails and other events were processed within 10 minutes",
         ),
     )
+    # Not `live_updates_flowing`: how late the vulnerable profile's live updates come depends on the
+    # CPU the machine has to spare, not on the mechanism (p99 of acknowledged posts 13.9 s, 6.2 s and
+    # 4.1 s in three runs against the 5 s promise); the check still judges both profiles.
     vulnerable_symptoms = (
         "normal_traffic_errors_during_flood",
         "no_publisher_blocked",
-        "live_updates_flowing",
     )
     tallied_effects = ("bulk_applied",)  # a hundred thousand of them: counted per second
     profile_settings = {

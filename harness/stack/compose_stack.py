@@ -240,13 +240,14 @@ class ComposeStack:
     def wait_healthy(self, timeout: float = 180) -> StackStatus:
         try:
             return wait_until_sync(
-                lambda: (status := self.status()).healthy and status,
+                lambda: (status := self.status()).healthy and _gateway_routes(status.endpoints) and status,
                 timeout=timeout,
                 what="a healthy stack",
                 interval=_HEALTHY_POLL_S,
             )
         except WaitTimeout:
-            problems = "; ".join(self.status().problems())
+            status = self.status()
+            problems = "; ".join(status.problems()) or "the gateway routes to no api or live server yet"
             raise StackError(f"stack not healthy after {timeout:.0f} s: {problems}") from None
 
     # -- levers for faults -------------------------------------------------------------------------
@@ -382,6 +383,20 @@ class ComposeStack:
             labels={"com.docker.compose.project": self.project, "io.outage-lab.role": "tool"},
         ).decode(errors="replace")
         return None if output == "\x01missing" else output
+
+
+def _gateway_routes(endpoints: Endpoints | None) -> bool:
+    """The gateway passes requests on to the api and the live server.
+
+    A recreated service has a new address, which the gateway learns from Docker's DNS and its own
+    checks a moment after the service itself is healthy; until then it answers 503."""
+    if endpoints is None:
+        return False
+    live = endpoints.live.replace("ws://", "http://", 1)
+    try:
+        return all(httpx.get(f"{url}/health", timeout=2).status_code == 200 for url in (endpoints.api, live))
+    except httpx.HTTPError:
+        return False
 
 
 def _docker_health(container: Container) -> str:

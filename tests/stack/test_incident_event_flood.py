@@ -40,7 +40,7 @@ def test_vulnerable_flood_trips_the_memory_alarm_and_is_caught(outage_run):
     assert summary["verdict"] == "deviated"
     failed = {check["name"] for check in summary["checks"] if not check["passed"]}
     # What the postmortem's users saw: ordinary message posts fail or time out while the broker
-    # blocks its publishers, and agents' views stop updating.
+    # blocks its publishers.
     assert set(EventFlood.vulnerable_symptoms) <= failed
     assert "normal_traffic_errors_during_flood" in failed
     assert summary["metrics"]["runbook_applied"] == "yes"
