@@ -157,17 +157,24 @@ class ComposeStack:
         return f"{self.project}_default"
 
     def status(self) -> StackStatus:
+        """The stack as Docker and the broker nodes report it now."""
+        return self._status(run_waiting_checks=False)
+
+    def _status(self, run_waiting_checks: bool) -> StackStatus:
         containers = self._containers()
+        passed: dict[str, bool] = {}
         waiting = [
             name
             for name, container in containers.items()
-            if _docker_health(container) in ("starting", "unhealthy")
+            if run_waiting_checks
+            and _docker_health(container) in ("starting", "unhealthy")
             and container.attrs.get("State", {}).get("Running")
         ]
-        # Each check is a process started in its container: run them side by side.
-        with ThreadPoolExecutor(max(1, len(waiting))) as pool:
-            verdicts = pool.map(lambda name: _passes_its_health_check(containers[name]), waiting)
-            passed = dict(zip(waiting, verdicts, strict=True))
+        if waiting:
+            # Each check is a process started in its container: run them side by side.
+            with ThreadPoolExecutor(len(waiting)) as pool:
+                verdicts = pool.map(lambda name: _passes_its_health_check(containers[name]), waiting)
+                passed = dict(zip(waiting, verdicts, strict=True))
         services = {}
         for name in SERVICES:
             container = containers.get(name)
@@ -240,7 +247,9 @@ class ComposeStack:
     def wait_healthy(self, timeout: float = 180) -> StackStatus:
         try:
             return wait_until_sync(
-                lambda: (status := self.status()).healthy and _gateway_routes(status.endpoints) and status,
+                lambda: (status := self._status(run_waiting_checks=True)).healthy
+                and _gateway_routes(status.endpoints)
+                and status,
                 timeout=timeout,
                 what="a healthy stack",
                 interval=_HEALTHY_POLL_S,
