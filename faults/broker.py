@@ -41,7 +41,7 @@ def _node_name(node: str) -> str:
 
 
 def _running(stack: Stack, node: str) -> bool:
-    return stack.status().services[node].state == "running"
+    return stack.status(run_waiting_checks=False).services[node].state == "running"
 
 
 def _write_node_file(stack: Stack, node: str, name: str, content: str) -> None:
@@ -110,7 +110,7 @@ def amqp_listening(stack: Stack, node: str) -> bool:
 def diagnose(stack: Stack, node: str) -> str:
     """`rabbitmq-diagnostics check_running` on the node: what the broker says about itself."""
     if not _running(stack, node):
-        state = stack.status().services[node]
+        state = stack.status(run_waiting_checks=False).services[node]
         return f"container {state.state} (exit code {state.exit_code})"
     code, output = stack.exec(node, ["rabbitmq-diagnostics", "-q", "check_running"], timeout=60)
     return f"exit {code}: {' '.join(output.split())[:300]}"
@@ -130,20 +130,19 @@ def wait_listening(stack: Stack, node: str, timeout: float) -> None:
 
 def wait_one_cluster(stack: Stack, timeout: float) -> None:
     def whole() -> StackStatus | None:
-        status = stack.status()
+        status = stack.status(run_waiting_checks=False)
         nodes_up = all(status.services[n].state == "running" for n in BROKER_NODES)
         return status if nodes_up and status.cluster.one_cluster else None
 
     try:
         wait_until_sync(whole, timeout=timeout, what="one cluster of three running nodes")
     except WaitTimeout:
-        raise ClusterRestartError(
-            f"no cluster of three after {timeout:.0f} s: {stack.status().cluster.running_nodes}"
-        ) from None
+        running = stack.status(run_waiting_checks=False).cluster.running_nodes
+        raise ClusterRestartError(f"no cluster of three after {timeout:.0f} s: {running}") from None
 
 
 def _started_at(stack: Stack, node: str) -> float:
-    started = stack.status().services[node].started_at
+    started = stack.status(run_waiting_checks=False).services[node].started_at
     return started if started is not None else time.time() - 600
 
 
@@ -162,7 +161,7 @@ def restart_cluster(
     Nodes that gave up are stopped first. Does nothing when the cluster is whole; returns the
     actions taken.
     """
-    status = stack.status()
+    status = stack.status(run_waiting_checks=False)
     running = [n for n in BROKER_NODES if status.services[n].state == "running"]
     if len(running) == len(BROKER_NODES) and status.cluster.one_cluster:
         return []

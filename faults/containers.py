@@ -9,7 +9,7 @@ from harness.stack.protocol import Stack
 
 
 def ensure_running(stack: Stack, service: str) -> None:
-    state = stack.status().services[service].state
+    state = stack.status(run_waiting_checks=False).services[service].state
     if state == "paused":
         stack.unpause(service)
     elif state != "running":

@@ -156,11 +156,14 @@ class ComposeStack:
     def network(self) -> str:
         return f"{self.project}_default"
 
-    def status(self) -> StackStatus:
-        """The stack as Docker and the broker nodes report it now."""
-        return self._status(run_waiting_checks=False)
+    def status(self, *, run_waiting_checks: bool = True) -> StackStatus:
+        """The stack as Docker and the broker nodes report it now.
 
-    def _status(self, run_waiting_checks: bool) -> StackStatus:
+        Docker runs a container's health check only every interval (10 s for the app services),
+        so a service that has just come back reads "starting" or "unhealthy" there for up to that
+        long. With ``run_waiting_checks`` such a running container's own check runs now and its
+        answer counts. Loops that only read states (a fault waiting for a node) pass False: each
+        check is a process started in the container, and they would start one per poll."""
         containers = self._containers()
         passed: dict[str, bool] = {}
         waiting = [
@@ -247,15 +250,13 @@ class ComposeStack:
     def wait_healthy(self, timeout: float = 180) -> StackStatus:
         try:
             return wait_until_sync(
-                lambda: (status := self._status(run_waiting_checks=True)).healthy
-                and _gateway_routes(status.endpoints)
-                and status,
+                lambda: (status := self.status()).healthy and _gateway_routes(status.endpoints) and status,
                 timeout=timeout,
                 what="a healthy stack",
                 interval=_HEALTHY_POLL_S,
             )
         except WaitTimeout:
-            status = self.status()
+            status = self.status(run_waiting_checks=False)
             problems = "; ".join(status.problems()) or "the gateway routes to no api or live server yet"
             raise StackError(f"stack not healthy after {timeout:.0f} s: {problems}") from None
 

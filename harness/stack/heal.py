@@ -39,7 +39,7 @@ def heal(
     retry = _revert_outstanding(stack, ledger, report, say, final=False)
 
     # Generic repair, whatever the ledger says: nothing paused, nothing cut off, everything started.
-    for name, service in stack.status().services.items():
+    for name, service in stack.status(run_waiting_checks=False).services.items():
         if service.state == "paused":
             stack.unpause(name)
             report.repaired.append(f"unpaused {name}")
@@ -52,7 +52,7 @@ def heal(
         report.repaired.extend(restart_cluster(stack, timeout=timeout, say=say))
     except Exception as exc:
         report.errors.append(f"restarting the broker cluster: {exc}")
-    stopped = [n for n, s in stack.status().services.items() if s.state != "running"]
+    stopped = [n for n, s in stack.status(run_waiting_checks=False).services.items() if s.state != "running"]
     if stopped:
         say(f"starting {', '.join(stopped)}")
         run_compose(["up", "-d", "--no-build", *SERVICES], env=stack.host_ports())

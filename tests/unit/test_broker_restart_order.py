@@ -13,7 +13,7 @@ class _StoppedCluster:
     def __init__(self, files: dict[str, str | None]) -> None:
         self._files = files
 
-    def status(self) -> SimpleNamespace:
+    def status(self, *, run_waiting_checks: bool = True) -> SimpleNamespace:
         return SimpleNamespace(services={n: SimpleNamespace(state="exited") for n in self._files})
 
     def read_volume_file(self, node: str, path: str) -> str | None:
