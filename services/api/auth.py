@@ -58,7 +58,7 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def _current_caller(
+async def _current_caller(  # a coroutine: no worker thread for a lookup (see context.py)
     request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
 ) -> Caller:
     return request.state.caller

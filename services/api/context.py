@@ -71,4 +71,10 @@ def context_of(request: Request) -> ApiContext:
     return request.app.state.context
 
 
-Context = Annotated[ApiContext, Depends(context_of)]
+async def _context(request: Request) -> ApiContext:
+    # A coroutine: FastAPI runs a plain function dependency in a worker thread, two thread hops a
+    # request for a dictionary lookup.
+    return context_of(request)
+
+
+Context = Annotated[ApiContext, Depends(_context)]
