@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from faults.base import Fault
@@ -42,6 +43,15 @@ def _node_name(node: str) -> str:
 
 def _running(stack: Stack, node: str) -> bool:
     return stack.status(run_waiting_checks=False).services[node].state == "running"
+
+
+def on_every_node(action: Callable[[str], object], nodes: Sequence[str] = BROKER_NODES) -> None:
+    """Do the same thing to several nodes side by side: each is a Docker call that mostly waits
+    (an exec, a stop), and three in a row cost a recovery seconds. Raises the first error."""
+    if not nodes:
+        return
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        list(pool.map(action, nodes))
 
 
 def _write_node_file(stack: Stack, node: str, name: str, content: str) -> None:
@@ -173,8 +183,8 @@ def restart_cluster(
     stuck = [n for n in booting if not healthy or watch_boot(stack, n, _started_at(stack, n)).gave_up]
     for node in stuck:
         say(f"stopping {node}: it is up but not serving (stuck waiting for its peers)")
-        stack.stop(node, 10)
         actions.append(f"stopped stuck {node}")
+    on_every_node(lambda node: stack.stop(node, 10), stuck)
     down = [n for n in BROKER_NODES if n not in healthy and (n not in booting or n in stuck)]
     if not healthy:
         first = last_node_to_stop(stack, down)
@@ -210,12 +220,13 @@ class TableWaitOverride(Fault):
     retries: int = 2
 
     def inject(self, stack: Stack) -> None:
-        for node in BROKER_NODES:
-            _write_node_file(stack, node, TABLE_WAIT_FILE, f"{self.wait_ms} {self.retries}")
+        on_every_node(
+            lambda node: _write_node_file(stack, node, TABLE_WAIT_FILE, f"{self.wait_ms} {self.retries}")
+        )
 
     def revert(self, stack: Stack) -> None:
-        for node in BROKER_NODES:
-            _write_node_file(stack, node, TABLE_WAIT_FILE, "")  # empty: the environment's values
+        # Empty: the environment's values.
+        on_every_node(lambda node: _write_node_file(stack, node, TABLE_WAIT_FILE, ""))
 
 
 @dataclass

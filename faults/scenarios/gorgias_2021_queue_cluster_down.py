@@ -45,6 +45,7 @@ from faults.broker import (
     TableWaitOverride,
     diagnose,
     last_node_to_stop,
+    on_every_node,
     peers_running_at_shutdown,
     request_force_boot,
     wait_listening,
@@ -247,11 +248,11 @@ class QueueClusterDown(Scenario):
         """The runbook: stop the stuck nodes, start the one that stopped last first (force_boot one if
         none did), then the others, until one cluster of three runs."""
         stack = run.stack
-        status = await run.call(stack.status)
-        for node in BROKER_NODES:
-            if status.services[node].state == "running":
-                run.action(f"stop {node}: it is stuck, not serving")
-                await run.call(stack.stop, node, 10)
+        status = await run.call(stack.status, run_waiting_checks=False)
+        stuck = [node for node in BROKER_NODES if status.services[node].state == "running"]
+        for node in stuck:
+            run.action(f"stop {node}: it is stuck, not serving")
+        await run.call(on_every_node, lambda node: stack.stop(node, 10), stuck)
         first = await run.call(last_node_to_stop, stack)
         if first is not None:
             run.action(f"{first} is the node that stopped last (nodes_running_at_shutdown lists only itself)")

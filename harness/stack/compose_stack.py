@@ -207,13 +207,23 @@ class ComposeStack:
         alarms: dict[str, list[str]] = {}
         if endpoints is None:
             return ClusterState(running, alarms)
-        for node, url in endpoints.management.items():
+
+        def nodes_seen_by(url: str) -> list[dict] | None:
             try:
                 reply = httpx.get(f"{url}/api/nodes", auth=credentials.broker_login(), timeout=3)
                 reply.raise_for_status()
             except httpx.HTTPError:
+                return None
+            return reply.json()
+
+        # Each node's own view (a partition shows as two views): asked side by side.
+        with ThreadPoolExecutor(len(endpoints.management) or 1) as pool:
+            views = dict(
+                zip(endpoints.management, pool.map(nodes_seen_by, endpoints.management.values()), strict=True)
+            )
+        for node, nodes in views.items():
+            if nodes is None:
                 continue
-            nodes = reply.json()
             running[node] = [n["name"] for n in nodes if n.get("running")]
             me = next((n for n in nodes if n["name"] == f"rabbit@{node}"), {})
             alarms[node] = [a for a in ("mem_alarm", "disk_free_alarm") if me.get(a)]
