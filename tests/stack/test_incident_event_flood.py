@@ -13,14 +13,12 @@ import pytest
 
 from faults.scenarios.helpscout_2017_event_flood import EventFlood
 
-# Alone, with the neighbours' stacks paused: the checks are latency promises, and the flood takes
-# both cores; a neighbour's run would be measured too, and so would an idle neighbour's health checks
-# (a fifth of a core): a hardened run here once missed its 0.5 s p99 by one stall of a second in
-# which the api and the worker's job runners were both held up.
+# Alone: the checks are latency promises, and the flood takes both cores; a neighbour's run would
+# be measured too.
 pytestmark = [
     pytest.mark.stack,
     pytest.mark.chaos,
-    pytest.mark.alone(neighbours="frozen"),
+    pytest.mark.alone,
     pytest.mark.incident("helpscout-2017-event-flood"),
 ]
 
