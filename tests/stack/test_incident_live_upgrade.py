@@ -14,7 +14,10 @@ import pytest
 from harness.engine.scenario import scenario_class
 from harness.record.record import Record
 
-pytestmark = [pytest.mark.stack, pytest.mark.chaos]
+# Alone, with the neighbours' stacks paused: the harness simulates the 1,000 tabs itself, and beside
+# a neighbour's run its event loop fell 5 s behind, so a hardened upgrade measured an 11 s
+# reconvergence against the 10 s promise; the tabs' clock is the harness's.
+pytestmark = [pytest.mark.stack, pytest.mark.chaos, pytest.mark.alone(neighbours="frozen")]
 
 SCENARIO = "gorgias-2023-live-updates-upgrade"
 TEST_SIZE = 1000  # simulated tabs: websocket connections held by the harness
