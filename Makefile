@@ -9,7 +9,10 @@ REPORTS ?= reports
 # Stack tests (files or test ids under tests/stack) not yet seen passing on a quiet machine at the
 # current code, or seen failing there: `make test` leaves them out and `make test-unproven` runs
 # them. One leaves this list when it passes every time.
-UNPROVEN ?=
+# The vulnerable flood's catch needs the worker to drain slower than the api floods, so that the
+# broker's memory alarm trips: in 2 of 4 runs on 2026-12-07 it did not (the scale model's trigger
+# depends on the CPU the machine has to spare; the scenario's .md, fact 4).
+UNPROVEN ?= test_incident_event_flood.py::test_vulnerable_flood_trips_the_memory_alarm_and_is_caught
 # A scenario's variants beyond its one run per profile: `make test-variants` runs them.
 VARIANTS ?= test_incident_queue_cluster.py::test_nodes_killed_at_once_come_back_through_force_boot_and_the_outbox_loses_nothing \
 	test_incident_supportbee.py::test_a_wrapper_that_breaks_after_the_fetch_loses_taken_jobs_only_from_a_naive_queue
