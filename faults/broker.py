@@ -96,6 +96,7 @@ class BootWatch:
     waiting: str | None = None  # the first "Waiting for Mnesia tables" line
     gave_up: bool = False
     listening: bool = False  # its AMQP listener is open
+    exited: bool = False  # its container stopped
 
 
 def watch_boot(stack: Stack, node: str, since: float) -> BootWatch:
@@ -108,6 +109,7 @@ def watch_boot(stack: Stack, node: str, since: float) -> BootWatch:
         waiting=waiting.group(0) if waiting else None,
         gave_up=gave_up,
         listening=not exited and amqp_listening(stack, node),
+        exited=exited,
     )
 
 

@@ -74,6 +74,7 @@ CLUSTER_TIMEOUT_S = 300
 MAX_REPLAY_S = 60.0
 MIN_ACCEPTED_RATIO = 0.99
 READ_RATE = 5.0  # ticket reads per second, open loop
+BOOT_FAILED_EARLY = "failed to boot before it waited for its peers (BOOT FAILED)"
 
 
 def variant_for_seed(seed: int) -> str:
@@ -159,7 +160,9 @@ class QueueClusterDown(Scenario):
         """Agents read tickets all along, as they do after logging in (each as themself)."""
         endpoints = await run.call(run.stack.endpoints)
         token = credentials.agent_token("reader")  # the readers' own logins replace it per request
-        traffic = TicketTraffic(endpoints.api, token, run.history, run.rng, READ_RATE, run.tickets)
+        traffic = TicketTraffic(
+            endpoints.api, token, run.history, run.rng, READ_RATE, run.tickets, self.client_timeout_s
+        )
         run.add_load(ReadLoad(traffic).run)
 
     # -- the incident -----------------------------------------------------------------------------
@@ -232,12 +235,14 @@ class QueueClusterDown(Scenario):
                         run.symptom(f"rabbitmq-diagnostics check_running on {node}: {diagnosis}", node=node)
                     else:
                         run.symptom(f"{node} logs '{watch.waiting}'", node=node)
-                if watch.gave_up and node in waiting:
+                if watch.gave_up and (node in waiting or watch.exited):
+                    # Two nodes booting side by side can also fail before either waits (Mnesia's
+                    # consistency check finds the other half-started): the node is down all the same.
                     log = await run.call(run.stack.logs, node, since, 4000)
                     told = SHUT_DOWN_WHILE_OTHERS_RAN in log
-                    what = "gave up waiting for its peers' tables" + (
-                        f" ('{SHUT_DOWN_WHILE_OTHERS_RAN}')" if told else ""
-                    )
+                    what = (
+                        "gave up waiting for its peers' tables" if node in waiting else BOOT_FAILED_EARLY
+                    ) + (f" ('{SHUT_DOWN_WHILE_OTHERS_RAN}')" if told else "")
                     gave_up.add(node)
                     run.mark("node_gave_up", f"{node} {what}; the cluster stays down", node=node, what=what)
             await run.sleep(2)

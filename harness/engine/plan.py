@@ -39,7 +39,12 @@ def plan(scenario: Scenario, profile: str) -> dict[str, Any]:
                 "drain_timeout_s": timing["drain_timeout_s"],
             },
         ],
-        "load": {"messages_per_s": timing["message_rate"], "tickets": timing["tickets"]},
+        "load": {
+            "messages_per_s": timing["message_rate"],
+            "tickets": timing["tickets"],
+            "client_timeout_s": scenario.client_timeout_s,
+            "retry_unknown": scenario.message_retry_unknown,
+        },
         "monitoring": sorted(rule.name for rule in scenario.alert_rules(settings)),
         "runbook": list(scenario.drill.runbook),
         "checks": [e.name for e in scenario.expectations],
@@ -74,7 +79,12 @@ def render(scenario: Scenario, profiles: tuple[str, ...]) -> str:
         if step.get("does"):
             lines.append(f"           {step['does']}")
     load = first["load"]
-    lines += ["", f"load: {load['messages_per_s']:g} messages/s open loop over {load['tickets']} tickets"]
+    retries = "; retried with the same key after a time-out or a 5xx" if load["retry_unknown"] else ""
+    lines += [
+        "",
+        f"load: {load['messages_per_s']:g} messages/s open loop over {load['tickets']} tickets; "
+        f"clients wait {load['client_timeout_s']:g} s for an answer{retries}",
+    ]
     lines += [f"monitoring: {', '.join(first['monitoring']) or 'none'}", "runbook:"]
     lines += [f"  {n}. {step}" for n, step in enumerate(first["runbook"], 1)]
     lines += ["checks: " + (", ".join(first["checks"]) or "the message checks only"), ""]

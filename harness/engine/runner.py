@@ -272,6 +272,7 @@ async def execute(
             run.rng,
             timing.message_rate,
             run.tickets,
+            timeout=scenario.client_timeout_s,
             retry_unknown=scenario.message_retry_unknown,
         )
         loads = [asyncio.create_task(run.load.run(stop_load))]

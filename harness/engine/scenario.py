@@ -75,6 +75,9 @@ class Scenario(ABC):
     # The customers' integrations also retry a post whose outcome is unknown (a time-out, a 5xx),
     # with the same idempotency key: a third-party client, the same in both profiles.
     message_retry_unknown: ClassVar[bool] = False
+    # How long those clients wait for an answer before giving up on a request (the same in both
+    # profiles). A scenario whose api declares a longer request deadline lets them wait for it.
+    client_timeout_s: ClassVar[float] = 2.0
     # Budgets on the message checks every run gets, where the scenario promises them
     # (keyword arguments of MessageVerdict.to_checks: max_replay_s, max_p99_s, check_order).
     message_budget: ClassVar[dict[str, float | bool]] = {}
