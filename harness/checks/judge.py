@@ -17,6 +17,7 @@ from harness.checks.check import Check, verdict_of
 from harness.checks.checker import MessageVerdict, check_messages
 from harness.checks.expect import figure_methods, measure_figures, render
 from harness.checks.latency import summarize
+from harness.observe.machine_share import MACHINE_STREAM, machine_summary
 from harness.observe.schedule_lag import LAG_STREAM, worst_lag_s
 from harness.record.history import FAIL, INFO, OK
 
@@ -62,8 +63,9 @@ def run_timings(record: Record, messages: MessageVerdict) -> dict[str, float | N
 
 
 def load_figures(record: Record, op_kinds: tuple[str, ...]) -> dict[str, Any]:
-    """What the message load met: answers by status, latency of the answers, alerts fired; and how
-    late the harness's own loop ran at worst, which every latency above includes."""
+    """What the message load met: answers by status, latency of the answers, alerts fired; how
+    late the harness's own loop ran at worst, which every latency above includes; and the CPU the
+    machine lost to other guests and to disk waits while the run went on."""
     columns = record.history.op_columns()
     status_of, error_of = record.history.op_meta_column("status"), columns.error
     answered = (OK, FAIL, INFO)
@@ -85,6 +87,7 @@ def load_figures(record: Record, op_kinds: tuple[str, ...]) -> dict[str, Any]:
         "api_latency_s": latency,
         "alerts_fired": dict(alerts),
         "harness_loop_worst_lag_s": worst_lag_s(record.stream(LAG_STREAM)),
+        "machine": machine_summary(record.stream(MACHINE_STREAM)),
     }
 
 

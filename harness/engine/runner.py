@@ -28,6 +28,7 @@ from harness.engine.waiting import pause
 from harness.observe.alerts import AlertEvaluator, AlertRule
 from harness.observe.backlog import QUIET_S, BacklogNotDrained, leftovers, wait_until_drained
 from harness.observe.broker_watch import BrokerWatch
+from harness.observe.machine_share import watch_machine
 from harness.observe.observer import EffectsObserver
 from harness.observe.probes import PROBE_STREAM, Prober, ProbeSample
 from harness.observe.schedule_lag import watch_schedule
@@ -283,6 +284,7 @@ async def execute(
             asyncio.create_task(run.prober.run(stop_watch)),
             asyncio.create_task(_feed_canaries(run, stop_watch)),
             asyncio.create_task(watch_schedule(run.sample, stop_watch)),
+            asyncio.create_task(watch_machine(run.sample, stop_watch)),
         ]
         if progress:
             background.append(asyncio.create_task(_report_progress(run, progress, stop_watch)))

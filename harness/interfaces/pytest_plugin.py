@@ -67,7 +67,14 @@ _BOOL_OPTIONS = {
     "outage_stack_per_worker": "under pytest-xdist, give each worker a stack (compose project) of its own",
 }
 # The properties each scenario run records on its test (JUnit <property>, user_properties).
-RUN_PROPERTIES = ("outage_scenario", "outage_profile", "outage_verdict", "outage_lost", "outage_report_dir")
+RUN_PROPERTIES = (
+    "outage_scenario",
+    "outage_profile",
+    "outage_verdict",
+    "outage_lost",
+    "outage_stolen_cpu_s",
+    "outage_report_dir",
+)
 
 
 @dataclass
@@ -413,7 +420,14 @@ def outage_run(
         result.details["report_dir"] = str(report_dir)
         for name, value in zip(
             RUN_PROPERTIES,
-            (chosen, profile, result.verdict, result.messages.get("lost", 0), str(report_dir)),
+            (
+                chosen,
+                profile,
+                result.verdict,
+                result.messages.get("lost", 0),
+                _stolen(result),
+                str(report_dir),
+            ),
             strict=True,
         ):
             record_property(name, value)
@@ -422,6 +436,13 @@ def outage_run(
     with _stack_lock():
         stack = _healthy_handle(_outage_session_stack)
         yield run
+
+
+def _stolen(result: Any) -> str:
+    """CPU seconds the machine gave to other guests during the run: a latency verdict taken
+    while it was large says as much about the machine as about the product."""
+    machine = result.metrics.get("machine") or {}
+    return str(machine.get("stolen_cpu_s", "-"))
 
 
 def _runs_of(report: pytest.TestReport) -> list[dict[str, str]]:
@@ -439,7 +460,7 @@ class ScenarioRunsSummary:
     """Collects the scenario runs of the session (from xdist workers too, through their reports'
     user properties) and prints them as one table at the end."""
 
-    COLUMNS = ("scenario", "profile", "verdict", "lost", "report_dir")
+    COLUMNS = ("scenario", "profile", "verdict", "lost", "stolen_cpu_s", "report_dir")
     _MARKUP = {"held": {"green": True}, "deviated": {"yellow": True}}
 
     def __init__(self) -> None:

@@ -213,8 +213,8 @@ def test_the_terminal_summary_tabulates_every_scenario_run_of_the_session(pytest
                 record_property(name, value)
 
         def test_both_profiles(record_property):
-            _record(record_property, "worker-crash", "hardened", "held", 0, "reports/runs/wc-h")
-            _record(record_property, "worker-crash", "vulnerable", "deviated", 95, "reports/runs/wc-v")
+            _record(record_property, "worker-crash", "hardened", "held", 0, 0.4, "reports/runs/wc-h")
+            _record(record_property, "worker-crash", "vulnerable", "deviated", 95, 12.5, "reports/runs/wc-v")
 
         def test_no_scenario():
             pass
@@ -225,9 +225,9 @@ def test_the_terminal_summary_tabulates_every_scenario_run_of_the_session(pytest
     result.stdout.fnmatch_lines(
         [
             "*Outage Lab scenario runs*",
-            "scenario*profile*verdict*lost*report_dir",
-            "worker-crash*hardened*held*0*reports/runs/wc-h",
-            "worker-crash*vulnerable*deviated*95*reports/runs/wc-v",
+            "scenario*profile*verdict*lost*stolen_cpu_s*report_dir",
+            "worker-crash*hardened*held*0*0.4*reports/runs/wc-h",
+            "worker-crash*vulnerable*deviated*95*12.5*reports/runs/wc-v",
         ]
     )
     junit = (pytester.path / "junit.xml").read_text()
