@@ -12,6 +12,12 @@
 A figure is a pure function of the record. A figure that raises makes the checks on it
 `unknown` (with the error), never a crash of the judging; a figure of None ("never happened",
 "not measured") fails its budget, so no check is unable to fail.
+
+Every duration is measured on the harness's own clock, by its own event loop: when that loop ran
+late (the record's `harness_lag` stream), a reply that came on time is stamped late by as much. A
+duration over its ceiling by less than the loop's worst lateness therefore cannot be told from the
+observer's own delay, and its check is `unknown` (OBSERVER_BOUND), not failed; a miss larger than
+the lateness still fails.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 FIGURE_UNIT = "__outage_figure_unit__"
+OBSERVER_BOUND = "over its ceiling by less than the harness's own lateness"
+_SECONDS_PER = {"s": 1.0, "ms": 0.001}  # the units of a duration the harness timed
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +143,15 @@ def render(value: Any, unit: str) -> str:
 
 
 def evaluate(
-    expectations: tuple[Expect, ...], measure: Callable[[str], Any], units: dict[str, str]
+    expectations: tuple[Expect, ...],
+    measure: Callable[[str], Any],
+    units: dict[str, str],
+    observer_lag_s: float | None = None,
 ) -> list[Check]:
-    """Judge each expectation on its figure; `measure(name)` computes (and may raise)."""
+    """Judge each expectation on its figure; `measure(name)` computes (and may raise).
+
+    `observer_lag_s`: the harness loop's worst lateness during the run; a duration ceiling missed
+    by less than it is `unknown` (see the module's docstring)."""
     checks = []
     for expect in expectations:
         unit = units.get(expect.figure, "")
@@ -151,8 +165,31 @@ def evaluate(
         passed = (
             raw is not None and not (isinstance(raw, float) and math.isnan(raw)) and expect.rule.holds(raw)
         )
+        if not passed and _within_observer_lag(expect.rule, raw, unit, observer_lag_s):
+            lateness = f"{_number(observer_lag_s or 0.0)} s"
+            checks.append(
+                Check.not_judged(
+                    expect.name, expected, f"{render(value, unit)}, {OBSERVER_BOUND} ({lateness})", expect.why
+                )
+            )
+            continue
         checks.append(Check(expect.name, passed, render(value, unit), expected, expect.why))
     return checks
+
+
+def observer_bound(check: Check) -> bool:
+    """Whether a check is unknown only because the harness ran late while it measured."""
+    return check.unknown and OBSERVER_BOUND in check.observed
+
+
+def _within_observer_lag(rule: Rule, raw: Any, unit: str, observer_lag_s: float | None) -> bool:
+    """A duration over its ceiling by no more than the observer's lateness (in the figure's unit)."""
+    seconds_per = _SECONDS_PER.get(unit)
+    if not observer_lag_s or seconds_per is None or not isinstance(rule, AtMost):
+        return False
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        return False
+    return raw - observer_lag_s / seconds_per <= rule.limit
 
 
 def _number(value: float | int | bool) -> str:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from harness.checks.check import Check
 from harness.checks.expect import Expect, evaluate, figure_methods, measure_figures
+from harness.observe.schedule_lag import LAG_STREAM, worst_lag_s
 from services.common.config import hardened_settings
 
 if TYPE_CHECKING:
@@ -138,7 +139,8 @@ class Scenario(ABC):
     def checks(self, record: Record) -> list[Check]:
         """The scenario's expectations judged on the record (a pure function of it)."""
         units = figure_methods(type(self))
-        return evaluate(self.expectations, measure_figures(self, record), units)
+        lag = worst_lag_s(record.stream(LAG_STREAM))
+        return evaluate(self.expectations, measure_figures(self, record), units, observer_lag_s=lag)
 
 
 def scenario_class(scenario_id: str) -> type[Scenario]:
