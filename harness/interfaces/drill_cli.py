@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from harness import control_http
 from harness.drill import state
 
 EXIT_OK, EXIT_FAILED, EXIT_HARNESS_ERROR = 0, 1, 2
@@ -48,7 +49,7 @@ def _fail(message: str) -> int:
 
 def _post(path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     current = state.require_running()
-    reply = httpx.post(current["url"].rstrip("/") + path, json=body or {}, timeout=30)
+    reply = control_http.post(current["url"].rstrip("/") + path, json=body or {}, timeout=30)
     content = reply.json()
     if reply.status_code >= 400:
         raise Refused(content.get("detail") or content.get("error") or f"HTTP {reply.status_code}")
@@ -178,7 +179,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if not running.get("url"):
         print("the drill is starting")
         return EXIT_OK
-    status = httpx.get(running["url"].rstrip("/") + "/api/status", timeout=10).json()
+    status = control_http.get(running["url"].rstrip("/") + "/api/status", timeout=10).json()
     if args.json:
         print(json.dumps(status, indent=2))
         return EXIT_OK

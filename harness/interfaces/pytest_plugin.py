@@ -56,6 +56,7 @@ from typing import Any
 
 import pytest
 
+from harness import control_http
 from harness.stack import credentials
 
 HEALTHY_TIMEOUT_S = 240.0
@@ -297,7 +298,7 @@ def _wait_serving(handle: StackHandle, timeout: float = HEALTHY_TIMEOUT_S) -> No
 
     def serving() -> bool:
         try:
-            return httpx.get(f"{handle.api_url}/health", timeout=5).status_code == 200
+            return control_http.get(f"{handle.api_url}/health", timeout=5).status_code == 200
         except httpx.HTTPError:
             return False
 

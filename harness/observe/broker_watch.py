@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from harness import control_http
 from harness.engine.waiting import pause
 from harness.stack.credentials import broker_login
 from harness.stack.protocol import Endpoints
@@ -50,7 +51,7 @@ class BrokerWatch:
         """Each node's memory now, as its alarm measures it."""
         for url in self.endpoints.management.values():
             try:
-                nodes = httpx.get(f"{url}/api/nodes", auth=broker_login(), timeout=5).json()
+                nodes = control_http.get(f"{url}/api/nodes", auth=broker_login(), timeout=5).json()
             except (httpx.HTTPError, ValueError):
                 continue
             return {n["name"]: int(n.get("mem_used") or 0) for n in nodes}

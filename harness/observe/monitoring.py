@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from harness import control_http
 from harness.checks.latency import summarize
 from harness.observe.probes import ProbeSample
 from harness.workloads.load import LoadStats
@@ -84,7 +85,7 @@ def live_connections(live_url: str, timeout: float = 1.0) -> int | None:
     """Open websocket sessions, as the live server's /metrics says (None: it did not answer)."""
     http_url = live_url.replace("ws://", "http://", 1).replace("wss://", "https://", 1).rstrip("/")
     try:
-        reply = httpx.get(f"{http_url}/metrics", timeout=timeout)
+        reply = control_http.get(f"{http_url}/metrics", timeout=timeout)
     except httpx.HTTPError:
         return None
     found = _LIVE_CONNECTIONS.search(reply.text) if reply.status_code == 200 else None

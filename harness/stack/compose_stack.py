@@ -16,6 +16,7 @@ import docker.errors
 import httpx
 from docker.models.containers import Container
 
+from harness import control_http
 from harness.engine.waiting import WaitTimeout, wait_until_sync
 from harness.stack import credentials, host_ports, images, nettools
 from harness.stack.cgroup_limits import READ_SCRIPT, CgroupReadError, parse_limits
@@ -210,7 +211,7 @@ class ComposeStack:
 
         def nodes_seen_by(url: str) -> list[dict] | None:
             try:
-                reply = httpx.get(f"{url}/api/nodes", auth=credentials.broker_login(), timeout=3)
+                reply = control_http.get(f"{url}/api/nodes", auth=credentials.broker_login(), timeout=3)
                 reply.raise_for_status()
             except httpx.HTTPError:
                 return None
@@ -414,7 +415,9 @@ def _gateway_routes(endpoints: Endpoints | None) -> bool:
         return False
     live = endpoints.live.replace("ws://", "http://", 1)
     try:
-        return all(httpx.get(f"{url}/health", timeout=2).status_code == 200 for url in (endpoints.api, live))
+        return all(
+            control_http.get(f"{url}/health", timeout=2).status_code == 200 for url in (endpoints.api, live)
+        )
     except httpx.HTTPError:
         return False
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
+from harness import control_http
 from harness.interfaces.chaostoolkit import sent_messages
 from harness.observe.backlog import QUIET_S, leftovers
 from harness.observe.broker_watch import BrokerWatch
@@ -21,7 +22,7 @@ from harness.stack.protocol import Endpoints
 def api_health() -> int:
     """The status code of GET /health through the gateway (0 when nothing answers)."""
     try:
-        return httpx.get(f"{ComposeStack().endpoints().api}/health", timeout=5).status_code
+        return control_http.get(f"{ComposeStack().endpoints().api}/health", timeout=5).status_code
     except httpx.HTTPError:
         return 0
 
@@ -30,7 +31,7 @@ def queue_depth() -> int:
     """Messages waiting on the broker's events queues (ready and unacknowledged)."""
     for url in ComposeStack().endpoints().management.values():
         try:
-            queues = httpx.get(f"{url}/api/queues", auth=credentials.broker_login(), timeout=5)
+            queues = control_http.get(f"{url}/api/queues", auth=credentials.broker_login(), timeout=5)
         except httpx.HTTPError:
             continue
         if queues.status_code == 200:
