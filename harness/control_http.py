@@ -34,7 +34,7 @@ os.register_at_fork(after_in_child=_forget_in_child)
 def _shared() -> httpx.Client:
     global _client
     with _lock:
-        if _client is None or _client.is_closed:
+        if _client is None:
             _client = httpx.Client(limits=_LIMITS)
         return _client
 

@@ -414,14 +414,12 @@ def outage_run(
         chosen = scenario_id or (marker.args[0] if marker else None)
         if chosen is None:
             raise pytest.UsageError("outage_run needs a scenario id or an @pytest.mark.incident(id) marker")
-        kind = scenario_class(chosen)
-        for field_name in timing:
-            if not hasattr(kind().timing, field_name):
-                raise pytest.UsageError(f"unknown timing {field_name!r} for scenario {chosen}")
         run_name = f"{chosen}-{profile}-seed{seed}"
         for attempt in range(1, OBSERVER_BOUND_ATTEMPTS + 1):
-            scenario = kind()  # a fresh one per attempt: a scenario keeps state while it runs
+            scenario = scenario_class(chosen)()  # a fresh one per attempt: it keeps state while it runs
             for field_name, value in timing.items():
+                if not hasattr(scenario.timing, field_name):
+                    raise pytest.UsageError(f"unknown timing {field_name!r} for scenario {chosen}")
                 setattr(scenario.timing, field_name, value)
             folder = run_name if attempt == 1 else f"{run_name}-again{attempt}"
             report_dir = _run_dir(request, tmp_path_factory, folder)
