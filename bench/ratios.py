@@ -140,7 +140,7 @@ def stack_measurements(
             import live_connections
 
             ceiling()
-            return live_connections.rows(shared["endpoints"], live_connections.live_address(stack), count)
+            return live_connections.rows(stack, count)
 
         return measure
 
