@@ -60,6 +60,9 @@ class Connection:
             if "content-length" not in headers:
                 raise HttpError(f"a reply without Content-Length: {sorted(headers)}")
             body = await reader.readexactly(int(headers["content-length"]))
+        except asyncio.IncompleteReadError as exc:
+            await self.close()
+            raise HttpError(f"the server hung up {len(exc.partial)} bytes into a reply") from exc
         except BaseException:
             await self.close()  # the connection's state is unknown: never reuse it
             raise
