@@ -274,10 +274,6 @@ class LiveServer:
 
     async def run(self, host: str = "0.0.0.0") -> None:
         settings = self.settings
-        timeout = settings.live_heartbeat_timeout_s
-        # websockets' own pings back the application heartbeat up; they fire later, so 4009 comes first.
-        ping_interval = settings.live_heartbeat_s if timeout > 0 and settings.live_heartbeat_s > 0 else None
-        ping_timeout = timeout + settings.live_heartbeat_s if ping_interval else None
         tasks = [
             asyncio.create_task(self.fanout.run()),
             asyncio.create_task(self.heartbeat()),
@@ -288,8 +284,9 @@ class LiveServer:
             host,
             settings.live_port,
             process_request=self.process_request,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
+            # Liveness is the application heartbeat's (LIVE_HEARTBEAT_S, LIVE_HEARTBEAT_TIMEOUT_S), one loop
+            # for all sessions; websockets' own keepalive would add a task per connection (1.8 KiB a tab).
+            ping_interval=None,
             close_timeout=_CLOSE_TIMEOUT_S,
             max_size=_MAX_FRAME_BYTES,
             compression=None,  # tiny JSON frames; a deflate context per connection costs more than it saves
@@ -308,7 +305,7 @@ class LiveServer:
                 settings.live_max_handshakes_per_s,
                 settings.live_max_connections_per_agent,
                 settings.live_heartbeat_s,
-                timeout,
+                settings.live_heartbeat_timeout_s,
             )
             await server.wait_closed()
         for task in tasks:

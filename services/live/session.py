@@ -1,11 +1,18 @@
-"""One connected live client: its subscription, its bounded send queue and the task that drains it."""
+"""One connected live client: its subscription, its bounded send buffer and, while frames wait, its writer.
+
+Most tabs are idle most of the time, and a server holds thousands of them: an idle session holds no
+queue and no task (an `asyncio.Queue` and a task parked on it cost 4.4 KiB a session, measured with
+tracemalloc). A frame offered to a session whose socket has taken everything so far is written at
+once; otherwise it waits in a bounded queue and a writer task sends what waits, then ends.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
 from services.common.live_feed import CHANNELS
@@ -31,27 +38,42 @@ class Session:
         self.closing = False
         self.started = False  # the snapshot or replay went out; live frames may follow
         self._floor: dict[str, int] = {}  # updates at or below these were in the snapshot or replay
-        self._queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=max(1, queue_size))
+        self._queue_size = max(1, queue_size)
+        self._waiting: deque[Frame] | None = None  # frames not yet handed to the socket; None when empty
         self._metrics = metrics
         self._writer: asyncio.Task[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
 
+    @property
+    def frames_waiting(self) -> int:
+        return len(self._waiting) if self._waiting is not None else 0
+
     def offer(self, frame: Frame) -> None:
-        """Queue a frame without waiting; a client too slow to drain its queue is closed 1008."""
+        """Send or queue a frame without waiting; a client too slow to drain its queue is closed 1008."""
         if self.closing:
             return
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if self._socket_is_free():
+            channel, seq, text = frame
+            if channel is None or self._wants(channel, seq):
+                broadcast((self.ws,), text)
+                if channel is not None:
+                    self._metrics.updates_sent.inc()
+            return
+        if self._waiting is None:
+            self._waiting = deque()
+        elif len(self._waiting) >= self._queue_size:
             self._metrics.queue_overflows.inc()
             log.info("send queue of %s overflowed; closing 1008", self.agent)
             self.close_soon(CloseCode.POLICY_VIOLATION, "send queue overflow")
+            return
+        self._waiting.append(frame)
+        self._wake_writer()
 
     def start(self, floor: dict[str, int]) -> None:
         """The client holds state up to ``floor``; begin sending what the fan-out queued after it."""
         self._floor = floor
         self.started = True
-        self._writer = asyncio.create_task(self._write())
+        self._wake_writer()
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close from code that cannot wait (the fan-out, the heartbeat loop)."""
@@ -67,16 +89,37 @@ class Session:
         if self._close_task is not None:
             await asyncio.gather(self._close_task, return_exceptions=True)
 
+    def _socket_is_free(self) -> bool:
+        """Nothing waits and the socket took every byte so far: a frame can go out now, in order,
+        without a task (the fan-out's path for an idle tab)."""
+        if not self.started or self._writer is not None or self._waiting:
+            return False
+        transport = self.ws.transport
+        return not transport.is_closing() and transport.get_write_buffer_size() == 0
+
+    def _wake_writer(self) -> None:
+        if self.started and self._writer is None and self._waiting:
+            self._writer = asyncio.create_task(self._write())
+
+    def _wants(self, channel: str, seq: int) -> bool:
+        return channel in self.channels and seq > self._floor.get(channel, 0)
+
     async def _write(self) -> None:
+        """Send what waits, in order, then end: the next offer starts a new writer."""
+        waiting = self._waiting
         try:
-            while True:
-                channel, seq, text = await self._queue.get()
+            while waiting:
+                channel, seq, text = waiting[0]
+                if channel is not None and not self._wants(channel, seq):
+                    waiting.popleft()
+                    continue
+                await self.ws.send(text)
+                waiting.popleft()  # counted as waiting until the socket took it, as a queue's slot would be
                 if channel is not None:
-                    if channel not in self.channels or seq <= self._floor.get(channel, 0):
-                        continue
-                    await self.ws.send(text)
                     self._metrics.updates_sent.inc()
-                else:
-                    await self.ws.send(text)
         except ConnectionClosed:
-            pass
+            self.closing = True  # the reader sees the close too and ends the session; offer nothing more
+        finally:
+            self._writer = None
+            if self._waiting is waiting and not waiting:
+                self._waiting = None
