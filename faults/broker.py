@@ -47,11 +47,14 @@ def _running(stack: Stack, node: str) -> bool:
 
 def on_every_node(action: Callable[[str], object], nodes: Sequence[str] = BROKER_NODES) -> None:
     """Do the same thing to several nodes side by side: each is a Docker call that mostly waits
-    (an exec, a stop), and three in a row cost a recovery seconds. Raises the first error."""
+    (an exec, a stop), and three in a row cost a recovery seconds. Once every node's call has
+    ended, raises the first error (`Executor.map` would cancel the calls not yet started)."""
     if not nodes:
         return
-    with ThreadPoolExecutor(len(nodes)) as pool:
-        list(pool.map(action, nodes))
+    with ThreadPoolExecutor(len(nodes)) as pool:  # leaving it waits for every call
+        calls = [pool.submit(action, node) for node in nodes]
+    for call in calls:
+        call.result()
 
 
 def _write_node_file(stack: Stack, node: str, name: str, content: str) -> None:
