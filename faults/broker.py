@@ -252,3 +252,22 @@ class KillBrokerNode(KillContainer):
 
     def revert(self, stack: Stack) -> None:
         restart_cluster(stack)
+
+
+@dataclass
+class PowerCutBrokers(Fault):
+    """Every node dies at the same instant, as when the rack loses power: each is frozen first
+    (cgroup freezer, side by side), then SIGKILLed. Killed one after another, even 0.1 s apart, a
+    node lives long enough to see a peer die and to record that it outlived it; frozen, none
+    records anything, so each still believes the others were running. Reverting restarts the
+    cluster in the runbook's order."""
+
+    kind = "broker_power_cut"
+    nodes: tuple[str, ...] = BROKER_NODES
+
+    def inject(self, stack: Stack) -> None:
+        on_every_node(stack.pause, self.nodes)
+        on_every_node(stack.kill, self.nodes)
+
+    def revert(self, stack: Stack) -> None:
+        restart_cluster(stack)

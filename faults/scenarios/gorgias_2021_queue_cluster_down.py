@@ -8,7 +8,8 @@ only the node that stopped last may boot alone. Two ways into the trap, chosen b
 - odd seeds, `stop-one-by-one`: the nodes are stopped one after the other (rabbit1, rabbit2,
   rabbit3), then brought back in ordinal order, as an orchestrator does: rabbit1 and rabbit2
   first, while the node they wait for, rabbit3, stays down.
-- even seeds, `killed-at-once`: all three are SIGKILLed together, then rabbit1 is started alone:
+- even seeds, `killed-at-once`: all three die at the same instant (frozen, then SIGKILLed: a power
+  cut, `PowerCutBrokers`), then rabbit1 is started alone:
   every node believes the others outlived it, so none may boot first.
 
 The started nodes wait and give up; the harness reads that from the brokers themselves (their
@@ -40,7 +41,7 @@ import time
 
 from faults.broker import (
     SHUT_DOWN_WHILE_OTHERS_RAN,
-    KillBrokerNode,
+    PowerCutBrokers,
     StopBrokerNode,
     TableWaitOverride,
     diagnose,
@@ -182,8 +183,8 @@ class QueueClusterDown(Scenario):
             for node in BROKER_NODES:
                 await run.inject(StopBrokerNode(node, grace_s=30), f"{node} stopped (orderly shutdown)")
         else:
-            await asyncio.gather(
-                *(run.inject(KillBrokerNode(node), f"{node} killed (SIGKILL)") for node in BROKER_NODES)
+            await run.inject(
+                PowerCutBrokers(), f"{', '.join(BROKER_NODES)} frozen, then killed (SIGKILL): a power cut"
             )
 
     async def during_outage(self, run: Run) -> None:
