@@ -44,10 +44,6 @@ class Session:
         self._writer: asyncio.Task[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
 
-    @property
-    def frames_waiting(self) -> int:
-        return len(self._waiting) if self._waiting is not None else 0
-
     def offer(self, frame: Frame) -> None:
         """Send or queue a frame without waiting; a client too slow to drain its queue is closed 1008."""
         if self.closing:
@@ -121,5 +117,5 @@ class Session:
             self.closing = True  # the reader sees the close too and ends the session; offer nothing more
         finally:
             self._writer = None
-            if self._waiting is waiting and not waiting:
+            if not waiting:  # offers append to this same deque while the writer runs
                 self._waiting = None

@@ -7,12 +7,13 @@ import asyncio
 import base64
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from harness.engine.waiting import wait_until
 from services.live.metrics import LiveMetrics
 from services.live.protocol import CloseCode
 from services.live.session import Frame, Session
@@ -69,12 +70,6 @@ async def session_with_a_client_that_never_reads(queue_size: int) -> AsyncIterat
             writer.close()
 
 
-async def wait_for(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 def update(seq: int, channel: str = "views") -> Frame:
     return (channel, seq, f'{{"seq": {seq}}}')
 
@@ -115,7 +110,9 @@ def test_a_client_that_stops_reading_is_closed_1008_when_its_queue_is_full():
                 seq += 1
                 session.offer(("views", seq, big))
                 await asyncio.sleep(0)
-            await wait_for(lambda: session.ws.protocol.close_sent is not None)
+            await wait_until(
+                lambda: session.ws.protocol.close_sent is not None, timeout=5, what="the close frame"
+            )
             close = session.ws.protocol.close_sent
             overflows = session._metrics.queue_overflows._value.get()
             return (close.code if close else None), seq, overflows
@@ -136,7 +133,7 @@ def test_a_reading_client_is_never_closed_however_many_frames_it_gets():
                 if seq % 4 == 0:  # a client keeping up: it reads as the server writes
                     while len(received) < seq:
                         received.append(await asyncio.wait_for(client.recv(), 5))
-            await wait_for(lambda: session._writer is None)
+            await wait_until(lambda: session._writer is None, timeout=5, what="the writer ends")
             return session.closing, received, session._waiting is None
 
     closing, received, drained = asyncio.run(scenario())
